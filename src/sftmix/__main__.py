@@ -1,0 +1,3 @@
+from sftmix.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Artefact directories: built under a temporary name, published atomically.
+
+Every artefact a study produces (a mixture, a stage checkpoint, an evaluation)
+lives in a directory named by the hash of what produced it. It is built in a
+sibling temporary directory and renamed into place only once everything inside
+is written and flushed, with a ``COMPLETE.json`` marker written last inside the
+temporary directory. Hence:
+
+* a directory at its final name with ``COMPLETE.json`` is complete and is never
+  recomputed;
+* anything else (``*.partial-*`` siblings, a final directory without the marker
+  from a foreign tool) is incomplete and safe to delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+MARKER = "COMPLETE.json"
+PARTIAL = ".partial-"
+
+
+def is_complete(path: str | Path) -> bool:
+    return (Path(path) / MARKER).is_file()
+
+
+def read_marker(path: str | Path) -> dict[str, Any]:
+    return json.loads((Path(path) / MARKER).read_text())
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that readers see either the old or the new content, never a half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}{PARTIAL}{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def clean_partials(parent: str | Path) -> list[Path]:
+    """Delete leftovers of interrupted builds under ``parent``; returns what was removed."""
+    removed = []
+    parent = Path(parent)
+    if parent.is_dir():
+        for child in parent.iterdir():
+            if PARTIAL in child.name:
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+                removed.append(child)
+    return removed
+
+
+@contextlib.contextmanager
+def building(final: str | Path, marker: dict[str, Any] | None = None) -> Iterator[Path]:
+    """Yield a temporary directory to fill; on success publish it at ``final``.
+
+    On an exception the temporary directory is removed and ``final`` is untouched.
+    If ``final`` exists but is incomplete it is replaced.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}{PARTIAL}{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for root, _dirs, files in os.walk(tmp):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    fd = os.open(os.path.join(root, name), os.O_RDONLY)
+                    os.fsync(fd)
+                    os.close(fd)
+        info = {"completed_at": time.time(), **(marker or {})}
+        write_json_atomic(tmp / MARKER, info)
+        if final.exists():
+            if is_complete(final):
+                # Someone else finished the same artefact first; theirs is as good as ours.
+                shutil.rmtree(tmp)
+                return
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

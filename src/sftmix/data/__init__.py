@@ -1,0 +1,1 @@
+"""The data-composition layer: readers, validation, sampling, mixing, filters, manifests."""

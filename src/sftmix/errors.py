@@ -1,0 +1,36 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad file, a wrong field, a missing path) is raised
+as :class:`SftmixError` with a one-paragraph message that names where the
+problem is, what was found and what was expected. The CLI prints the message
+and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SftmixError(Exception):
+    """An error the user can fix; its message is shown as is."""
+
+    exit_code = 2
+
+
+class ConfigError(SftmixError):
+    """A configuration file or value is invalid."""
+
+
+class DataError(SftmixError):
+    """A data file or record is invalid."""
+
+
+def where(path: object, line: int | None = None, index: int | None = None,
+          field: str | None = None) -> str:
+    """Render a location such as ``data.jsonl, line 3, field 'answer'``."""
+    parts = [str(path)]
+    if line is not None:
+        parts.append(f"line {line}")
+    if index is not None:
+        parts.append(f"record {index}")
+    if field:
+        parts.append(f"field '{field}'")
+    return ", ".join(parts)

@@ -1,0 +1,1 @@
+"""Evaluation: generation, answer extraction, sandboxed code execution, judges, statistics."""
