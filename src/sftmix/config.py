@@ -9,6 +9,8 @@ the line, the field path and what was expected, e.g.::
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +33,7 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found (expected a YAML file)")
-    text = path.read_text(encoding="utf-8")
+    text = expand_env(path.read_text(encoding="utf-8"), str(path))
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -41,6 +43,27 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{loc}: not valid YAML ({problem})") from None
     return data, node
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, source: str) -> str:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` with environment values, line by line."""
+    out = []
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        def sub(m: re.Match[str], number: int = number) -> str:
+            value = os.environ.get(m.group(1))
+            if value is None:
+                if m.group(2) is None:
+                    raise ConfigError(
+                        f"{source}, line {number}: environment variable {m.group(1)} is not set "
+                        f"(set it, or write ${{{m.group(1)}:-default}} in the file)"
+                    )
+                value = m.group(2)
+            return value
+        out.append(_ENV.sub(sub, line))
+    return "".join(out)
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

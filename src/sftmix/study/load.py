@@ -1,0 +1,195 @@
+"""Load a study file: schema validation, then the checks that span several fields.
+
+Each problem is reported with the file, the line and the field path; nothing is
+written anywhere before the whole study is valid.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sftmix.config import _line_of, field_path, read_yaml, validate
+from sftmix.errors import ConfigError
+from sftmix.study.config import GENERAL, StudyConfig
+
+# Modules that register evaluation suites and data readers; imported so that the
+# names a study uses can be checked against the registries.
+_REGISTRY_MODULES = (
+    "sftmix.eval.gsm8k",
+    "sftmix.eval.math_task",
+    "sftmix.eval.code",
+    "sftmix.eval.ifeval.task",
+    "sftmix.eval.mtbench",
+    "sftmix.data.formats",
+)
+
+
+def import_registries() -> None:
+    for name in _REGISTRY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # Only a missing module of the registry list itself is tolerated.
+            if not (exc.name and name.startswith(exc.name)):
+                raise
+
+
+class _Problems:
+    def __init__(self, source: str, node: yaml.Node | None) -> None:
+        self.source, self.node, self.items = source, node, []
+
+    def add(self, loc: tuple[Any, ...], message: str) -> None:
+        line = _line_of(self.node, loc)
+        where = self.source + (f", line {line}" if line else "")
+        self.items.append(f"{where}, field '{field_path(loc)}': {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError("; ".join(self.items))
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    path = Path(path)
+    data, node = read_yaml(path)
+    study = validate(StudyConfig, data, str(path), node)
+    study.resolve_paths(path.resolve().parent)
+    check_study(study, str(path), node)
+    return study
+
+
+def check_study(study: StudyConfig, source: str = "<study>", node: yaml.Node | None = None) -> None:
+    p = _Problems(source, node)
+    names = set(study.abilities)
+    _check_sources(study, p)
+    _check_models(study, p)
+    _check_designs(study, names, p)
+    _check_runs(study, names, p)
+    _check_registries(study, p)
+    p.raise_if_any()
+
+
+def _check_sources(study: StudyConfig, p: _Problems) -> None:
+    for name, ability in study.abilities.items():
+        data = ability.data
+        if data.path is not None and not Path(data.path).exists():
+            p.add(("abilities", name, "data", "path"), f"data file not found: {data.path}")
+
+
+def _check_models(study: StudyConfig, p: _Problems) -> None:
+    seen: set[str] = set()
+    for i, model in enumerate(study.models):
+        if model.name in seen:
+            p.add(("models", i, "name"), f"duplicate model name {model.name!r}")
+        seen.add(model.name)
+        path = model.path
+        if path is None or path == "smollm2":
+            continue
+        if path.endswith(".gguf"):
+            if not Path(path).is_file():
+                p.add(("models", i, "path"), f"GGUF file not found: {path}")
+        elif not Path(path, "config.json").is_file():
+            p.add(("models", i, "path"), f"expected a Hugging Face model folder (with config.json), a .gguf file or 'smollm2', found {path}")
+    if len(set(study.seeds)) != len(study.seeds):
+        p.add(("seeds",), f"duplicate seeds in {study.seeds}")
+
+
+def _check_designs(study: StudyConfig, names: set[str], p: _Problems) -> None:
+    d = study.designs
+    if d.scaling and d.scaling.abilities:
+        for i, a in enumerate(d.scaling.abilities):
+            if a not in names:
+                p.add(("designs", "scaling", "abilities", i), _unknown_ability(a, names))
+    for design in ("mixed", "ratio", "strategies"):
+        if getattr(d, design) is not None and len(names) < 2:
+            p.add(("designs", design), "needs at least two abilities")
+    for design in ("ratio", "strategies"):
+        if getattr(d, design) is not None and GENERAL not in names:
+            p.add(("designs", design), f"needs an ability named '{GENERAL}' (the general data)")
+    if d.strategies and d.strategies.sequential:
+        order = d.strategies.sequential.order
+        for i, a in enumerate(order):
+            if a not in names:
+                p.add(("designs", "strategies", "sequential", "order", i), _unknown_ability(a, names))
+        if len(set(order)) != len(order):
+            p.add(("designs", "strategies", "sequential", "order"), f"an ability appears twice in {order}")
+    for key in ("scaling", "mixed"):
+        design = getattr(d, key)
+        if design is not None and len(set(design.fractions)) != len(design.fractions):
+            p.add(("designs", key, "fractions"), f"duplicate fractions in {design.fractions}")
+
+
+def _check_runs(study: StudyConfig, names: set[str], p: _Problems) -> None:
+    run_names: dict[str, int] = {}
+    for r, run in enumerate(study.runs):
+        if run.name in run_names:
+            p.add(("runs", r, "name"), f"duplicate run name {run.name!r}")
+        run_names[run.name] = r
+        stage_names: set[str] = set()
+        for s, stage in enumerate(run.stages):
+            if stage.name in stage_names:
+                p.add(("runs", r, "stages", s, "name"), f"duplicate stage name {stage.name!r} in run {run.name!r}")
+            stage_names.add(stage.name)
+            for e, entry in enumerate(stage.data):
+                if entry.ability not in names:
+                    p.add(("runs", r, "stages", s, "data", e, "ability"), _unknown_ability(entry.ability, names))
+    # Stage references: resolve to (run, stage) and look for cycles.
+    graph: dict[tuple[str, str], tuple[str, str] | None] = {}
+    for r, run in enumerate(study.runs):
+        for s, stage in enumerate(run.stages):
+            parent: tuple[str, str] | None = (run.name, run.stages[s - 1].name) if s else None
+            if stage.after is not None:
+                parent = _resolve_ref(stage.after, run.name, study, p, ("runs", r, "stages", s, "after"))
+            graph[(run.name, stage.name)] = parent
+            if stage.replay is not None:
+                _resolve_ref(stage.replay.stage, run.name, study, p, ("runs", r, "stages", s, "replay", "stage"))
+    for start in graph:
+        seen, cur = [start], graph[start]
+        while cur is not None and cur in graph:
+            if cur in seen:
+                r = run_names[start[0]]
+                cycle = " -> ".join(".".join(x) for x in [*seen, cur])
+                p.add(("runs", r, "name"), f"stages form a cycle: {cycle}")
+                break
+            seen.append(cur)
+            cur = graph[cur]
+
+
+def _resolve_ref(ref: str, run: str, study: StudyConfig, p: _Problems, loc: tuple[Any, ...]) -> tuple[str, str] | None:
+    run_name, _, stage_name = ref.rpartition(".")
+    run_name = run_name or run
+    target = next((x for x in study.runs if x.name == run_name), None)
+    if target is None or all(s.name != stage_name for s in target.stages):
+        known = sorted(f"{x.name}.{s.name}" for x in study.runs for s in x.stages)
+        p.add(loc, f"unknown stage {ref!r}; known stages: {', '.join(known)}")
+        return None
+    return (run_name, stage_name)
+
+
+def _check_registries(study: StudyConfig, p: _Problems) -> None:
+    import_registries()
+    from sftmix.eval.base import TASKS
+
+    suites = TASKS.names()
+    for name, ability in study.abilities.items():
+        for i, suite in enumerate(ability.evals):
+            if suites and suite not in suites:
+                p.add(("abilities", name, "evals", i), f"unknown evaluation suite {suite!r}; available: {', '.join(suites)}")
+    for suite in study.evaluation:
+        if suites and suite not in suites:
+            p.add(("evaluation", suite), f"unknown evaluation suite {suite!r}; available: {', '.join(suites)}")
+    try:
+        from sftmix.data.formats import READERS  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    for name, ability in study.abilities.items():
+        if ability.data.format not in READERS:
+            p.add(("abilities", name, "data", "format"),
+                  f"unknown data format {ability.data.format!r}; available: {', '.join(READERS.names())}")
+
+
+def _unknown_ability(name: str, names: set[str]) -> str:
+    return f"unknown ability {name!r}; the study defines: {', '.join(sorted(names))}"

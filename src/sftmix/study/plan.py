@@ -1,0 +1,340 @@
+"""Expand a study's designs into runs, and merge every stage and evaluation they share.
+
+A *run* is a chain of stages from a base model; its final weights are evaluated
+on every ability's suites. Each stage gets a content key: the hash of its
+parent (the previous stage's key, or the base model's settings), its data
+recipe (sources with their file hashes, amounts, replay, seed) and its training
+settings. Each evaluation's key hashes the stage's key with the suite and its
+options. Two designs that ask for the same work produce the same key, so it is
+planned, trained and evaluated once:
+
+* DMT's stage 1 is mixed sequential's stage 1 for every k, and DMT(k=0)'s
+  stage 2 is mixed sequential's stage 2;
+* RQ2's full mixture is RQ4's multi-task and RQ3's k = 1 for setups a and b;
+  RQ3 setup c at k = its general fraction is RQ2 at that fraction;
+* RQ1's full single sources are RQ4's single-ability baselines and the first
+  stage of the sequential strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sftmix.hashing import config_hash, file_sha256
+from sftmix.study.config import GENERAL, ModelConfig, StageConfig, StudyConfig
+
+
+@dataclass(frozen=True)
+class Part:
+    """An ability's source at a fraction (``kind='fraction'``) or an absolute count."""
+
+    ability: str
+    amount: float
+    kind: str = "fraction"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The data of one stage: parts of sources, plus optionally a fraction of an earlier recipe."""
+
+    parts: tuple[Part, ...]
+    seed: int
+    replay: tuple[Recipe, float] | None = None
+
+    @staticmethod
+    def of(parts: list[Part], seed: int, replay: tuple[Recipe, float] | None = None) -> Recipe:
+        if replay is not None and replay[1] == 0:
+            replay = None  # k = 0 replays nothing: DMT(0) is mixed sequential
+        return Recipe(tuple(sorted(parts, key=lambda p: (p.ability, p.kind))), seed, replay)
+
+    def describe(self) -> str:
+        text = " + ".join(f"{p.ability}×{_amount(p)}" for p in self.parts)
+        if self.replay:
+            text += f" + replay {_fmt(self.replay[1])} of ({self.replay[0].describe()})"
+        return text
+
+
+@dataclass
+class StageNode:
+    key: str
+    parent: str | None  # key of the stage whose weights it starts from; None: the base model
+    model: str
+    recipe: Recipe
+    training: dict[str, Any]
+    label: str
+    spec: dict[str, Any]  # everything that went into the key, resolved
+
+
+@dataclass
+class EvalNode:
+    key: str
+    stage: str | None  # None: the base model itself
+    model: str
+    suite: str
+    ability: str
+    options: dict[str, Any]
+
+
+@dataclass
+class RunNode:
+    name: str
+    design: str
+    model: str
+    seed: int
+    stages: list[str]
+    evals: list[str]
+    coords: dict[str, Any] = field(default_factory=dict)  # e.g. {"ability": "maths", "fraction": 0.25}
+
+
+@dataclass
+class Plan:
+    study: StudyConfig
+    runs: list[RunNode] = field(default_factory=list)
+    stages: dict[str, StageNode] = field(default_factory=dict)
+    evals: dict[str, EvalNode] = field(default_factory=dict)
+
+    @property
+    def naive_stages(self) -> int:
+        return sum(len(r.stages) for r in self.runs)
+
+    @property
+    def naive_evals(self) -> int:
+        return sum(len(r.evals) for r in self.runs)
+
+    def stage_order(self) -> list[str]:
+        """Stage keys with every parent before its children."""
+        order: list[str] = []
+        done: set[str] = set()
+
+        def visit(key: str) -> None:
+            if key in done:
+                return
+            node = self.stages[key]
+            if node.parent:
+                visit(node.parent)
+            done.add(key)
+            order.append(key)
+
+        for key in self.stages:
+            visit(key)
+        return order
+
+
+def _fmt(x: float) -> str:
+    if x >= 1 or x == 0:
+        return f"{x:g}"
+    inv = 1 / x
+    return f"1/{round(inv)}" if abs(inv - round(inv)) < 1e-9 else f"{x:g}"
+
+
+def _amount(p: Part) -> str:
+    return _fmt(p.amount) if p.kind == "fraction" else f"{int(p.amount)} samples"
+
+
+@cache
+def _sha(path: str) -> str:
+    p = Path(path)
+    return file_sha256(p) if p.is_file() else "dir:" + config_hash(sorted(str(x.relative_to(p)) for x in p.rglob("*")))
+
+
+class Planner:
+    def __init__(self, study: StudyConfig, hash_files: bool = True) -> None:
+        self.study = study
+        self.plan = Plan(study)
+        self.hash_files = hash_files
+
+    # -- keys -------------------------------------------------------------------------
+    def _source_identity(self, ability: str) -> dict[str, Any]:
+        data = self.study.abilities[ability].data
+        ident = data.model_dump(mode="json")
+        if self.hash_files and data.path is not None:
+            ident["sha256"] = _sha(data.path)
+        return ident
+
+    def _recipe_spec(self, recipe: Recipe) -> dict[str, Any]:
+        return {
+            "parts": [
+                {"ability": p.ability, "kind": p.kind, "amount": p.amount,
+                 "source": self._source_identity(p.ability)}
+                for p in recipe.parts
+            ],
+            "seed": recipe.seed,
+            "replay": None if recipe.replay is None else
+            {"of": self._recipe_spec(recipe.replay[0]), "fraction": recipe.replay[1]},
+        }
+
+    def _model_identity(self, model: ModelConfig) -> dict[str, Any]:
+        return model.model_dump(mode="json", exclude_none=True)
+
+    def stage(self, model: ModelConfig, parent: str | None, recipe: Recipe, seed: int,
+              overrides: dict[str, Any] | None = None, label: str = "") -> str:
+        training = {**self.study.training, **(overrides or {}), "seed": seed}
+        spec = {
+            "from": parent if parent else {"model": self._model_identity(model)},
+            "data": self._recipe_spec(recipe),
+            "training": training,
+        }
+        key = config_hash(spec)
+        if key not in self.plan.stages:
+            self.plan.stages[key] = StageNode(key, parent, model.name, recipe, training,
+                                              label or recipe.describe(), spec)
+        return key
+
+    def evaluation(self, model: ModelConfig, stage: str | None) -> list[str]:
+        keys = []
+        for ability, cfg in self.study.abilities.items():
+            for suite in cfg.evals:
+                options = dict(self.study.evaluation.get(suite, {}))
+                spec = {"stage": stage or {"model": self._model_identity(model)},
+                        "suite": suite, "options": options}
+                key = config_hash(spec)
+                self.plan.evals.setdefault(key, EvalNode(key, stage, model.name, suite, ability, options))
+                keys.append(key)
+        return keys
+
+    def run(self, name: str, design: str, model: ModelConfig, seed: int, stages: list[str],
+            coords: dict[str, Any]) -> None:
+        evals = self.evaluation(model, stages[-1] if stages else None)
+        self.plan.runs.append(RunNode(name, design, model.name, seed, stages, evals, coords))
+
+    def chain(self, model: ModelConfig, seed: int, recipes: list[Recipe]) -> list[str]:
+        keys: list[str] = []
+        for recipe in recipes:
+            keys.append(self.stage(model, keys[-1] if keys else None, recipe, seed))
+        return keys
+
+
+def build_plan(study: StudyConfig, hash_files: bool = True) -> Plan:
+    """Expand every design for every model and seed; shared work is merged by key."""
+    pl = Planner(study, hash_files)
+    for model in study.models:
+        for seed in study.seeds:
+            suffix = f"{model.name}/s{seed}"
+            if study.evaluate_base:
+                pl.run(f"base/{suffix}", "base", model, seed, [], {})
+            for expand in _DESIGNS:
+                expand(pl, model, seed, suffix)
+            _free_runs(pl, model, seed, suffix)
+    return pl.plan
+
+
+def _full(abilities: list[str], f: float = 1.0) -> list[Part]:
+    return [Part(a, f) for a in abilities]
+
+
+def _scaling(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
+    d = pl.study.designs.scaling
+    if d is None:
+        return
+    for ability in d.abilities or list(pl.study.abilities):
+        for f in d.fractions:
+            stages = pl.chain(model, seed, [Recipe.of([Part(ability, f)], seed)])
+            pl.run(f"scaling/{ability}/{_fmt(f)}/{suffix}", "scaling", model, seed, stages,
+                   {"ability": ability, "fraction": f})
+
+
+def _mixed(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
+    d = pl.study.designs.mixed
+    if d is None:
+        return
+    for f in d.fractions:
+        stages = pl.chain(model, seed, [Recipe.of(_full(list(pl.study.abilities), f), seed)])
+        pl.run(f"mixed/{_fmt(f)}/{suffix}", "mixed", model, seed, stages, {"fraction": f})
+
+
+def _ratio(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
+    d = pl.study.designs.ratio
+    if d is None:
+        return
+    spec = pl.study.specialist
+    for setup in d.setups:
+        for k in d.ks:
+            if setup == "a":
+                parts = [Part(GENERAL, 1.0), *_full(spec, k)]
+            elif setup == "b":
+                parts = [Part(GENERAL, k), *_full(spec)]
+            else:
+                parts = [Part(GENERAL, d.general_fraction), *_full(spec, k)]
+            stages = pl.chain(model, seed, [Recipe.of(parts, seed)])
+            pl.run(f"ratio/{setup}/{_fmt(k)}/{suffix}", "ratio", model, seed, stages,
+                   {"setup": setup, "k": k})
+
+
+def _strategies(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
+    d = pl.study.designs.strategies
+    if d is None:
+        return
+    abilities, spec = list(pl.study.abilities), pl.study.specialist
+
+    def add(strategy: str, recipes: list[Recipe], **coords: Any) -> None:
+        name = f"strategies/{strategy}" + "".join(f"/{_fmt(v)}" for v in coords.values())
+        pl.run(f"{name}/{suffix}", "strategies", model, seed, pl.chain(model, seed, recipes),
+               {"strategy": strategy, **coords})
+
+    if d.baselines:
+        for ability in abilities:
+            pl.run(f"strategies/{ability}-only/{suffix}", "strategies", model, seed,
+                   pl.chain(model, seed, [Recipe.of([Part(ability, 1.0)], seed)]),
+                   {"strategy": f"{ability}-only"})
+    if d.multi_task:
+        add("multi-task", [Recipe.of(_full(abilities), seed)])
+    if d.sequential:
+        add("sequential", [Recipe.of([Part(a, 1.0)], seed) for a in d.sequential.order])
+    specialist = Recipe.of(_full(spec), seed)
+    general = [Part(GENERAL, 1.0)]
+    if d.mixed_sequential:
+        add("mixed-sequential", [specialist, Recipe.of(general, seed)])
+    if d.dmt:
+        for k in d.dmt.ks:
+            add("dmt", [specialist, Recipe.of(general, seed, (specialist, k))], k=k)
+
+
+_DESIGNS: list[Callable[[Planner, ModelConfig, int, str], None]] = [_scaling, _mixed, _ratio, _strategies]
+
+
+def _free_runs(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
+    """Free-form runs; stages may start from, or replay, stages of other runs."""
+    keys: dict[tuple[str, str], str] = {}
+    recipes: dict[tuple[str, str], Recipe] = {}
+    runs = {r.name: r for r in pl.study.runs}
+
+    def resolve(run: str, stage: StageConfig, index: int) -> str:
+        ident = (run, stage.name)
+        if ident in keys:
+            return keys[ident]
+        stages = runs[run].stages
+        parent: str | None = None
+        if stage.after is not None:
+            prun, _, pstage = stage.after.rpartition(".")
+            prun = prun or run
+            pidx = next(i for i, s in enumerate(runs[prun].stages) if s.name == pstage)
+            parent = resolve(prun, runs[prun].stages[pidx], pidx)
+        elif index > 0:
+            parent = resolve(run, stages[index - 1], index - 1)
+        replay = None
+        if stage.replay is not None:
+            rrun, _, rstage = stage.replay.stage.rpartition(".")
+            rrun = rrun or run
+            ridx = next(i for i, s in enumerate(runs[rrun].stages) if s.name == rstage)
+            resolve(rrun, runs[rrun].stages[ridx], ridx)
+            replay = (recipes[(rrun, rstage)], stage.replay.fraction)
+        parts = [Part(e.ability, e.fraction if e.count is None else float(e.count),
+                      "fraction" if e.count is None else "count") for e in stage.data]
+        recipe = Recipe.of(parts, seed, replay)
+        recipes[ident] = recipe
+        keys[ident] = pl.stage(model, parent, recipe, seed, stage.training, f"{run}.{stage.name}")
+        return keys[ident]
+
+    for run in pl.study.runs:
+        chain: list[str] = []
+        for i, stage in enumerate(run.stages):
+            chain.append(resolve(run.name, stage, i))
+        # A run's chain is its last stage and every ancestor of it.
+        lineage = [chain[-1]]
+        while (parent := pl.plan.stages[lineage[-1]].parent) is not None:
+            lineage.append(parent)
+        pl.run(f"runs/{run.name}/{suffix}", "runs", model, seed, lineage[::-1], {"run": run.name})
