@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
+
+from sftmix.errors import SftmixError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,13 +16,95 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", action="store_true", help="list every run with its stages")
     p.set_defaults(func=_plan)
 
+    p = sub.add_parser("run", help="run (or resume) a study: mixtures, training stages, evaluations")
+    p.add_argument("study", type=Path, help="study YAML file")
+    p.add_argument("-o", "--out", type=Path, help="study directory (default: studies/<name>)")
+    p.add_argument("--workers", type=int, help="jobs at a time (default: the study's 'workers')")
+    p.add_argument("--executor", default="local", help="where jobs run (default: local)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("status", help="done / running / failed / pending work of a study directory")
+    p.add_argument("study_dir", type=Path)
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("results", help="print a study's results; export CSV or Parquet")
+    p.add_argument("study_dir", type=Path)
+    p.add_argument("--csv", type=Path, help="write every (run, metric) row to this CSV file")
+    p.add_argument("--parquet", type=Path, help="write every (run, metric) row to this Parquet file")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the store from the artefact directories")
+    p.set_defaults(func=_results)
+
 
 def _plan(args: argparse.Namespace) -> int:
     from sftmix.study.load import load_study
     from sftmix.study.plan import build_plan
     from sftmix.study.summary import plan_summary
 
-    study = load_study(args.study)
-    plan = build_plan(study)
+    plan = build_plan(load_study(args.study))
     print(plan_summary(plan, list_runs=args.runs))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sftmix.study.executors import make_executor
+    from sftmix.study.load import load_study
+    from sftmix.study.runner import run_study
+
+    study = load_study(args.study)
+    if args.workers:
+        study.workers = args.workers
+    out = args.out or Path("studies") / study.name
+    executor = make_executor(args.executor, study)
+    outcome = run_study(study, out, executor)
+    print(f"study directory: {out}")
+    print(f"jobs: {len(outcome.done)} done now, {len(outcome.skipped)} already complete, "
+          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked by a failure")
+    for key in outcome.failed:
+        print(f"  failed: {key} (log: {out / 'logs' / (key + '.log')})")
+    if outcome.interrupted:
+        print("interrupted: completed work is kept; run the same command again to resume")
+        return 130
+    print(f"results: sftmix results {out}")
+    return 0 if outcome.ok else 1
+
+
+def _check_study_dir(path: Path) -> None:
+    if not (path / "study.yaml").is_file():
+        raise SftmixError(f"{path}: not a study directory (expected the study.yaml that 'sftmix run' writes)")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sftmix.study.status import job_states, status_table
+
+    _check_study_dir(args.study_dir)
+    print(status_table(job_states(args.study_dir)))
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from sftmix.study.results import export, results_table
+    from sftmix.study.runner import load_plan
+    from sftmix.study.store import STORE_NAME, ResultsStore
+
+    _check_study_dir(args.study_dir)
+    path = args.study_dir / STORE_NAME
+    if args.rebuild or not path.exists():
+        _, plan, jobs = load_plan(args.study_dir)
+        tmp = path.with_name(path.name + f".partial-{os.getpid()}")
+        store = ResultsStore(tmp)
+        store.record_plan(plan)
+        store.sync(jobs)
+        store.close()
+        for suffix in ("-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        os.replace(tmp, path)
+    store = ResultsStore(path)
+    rows = store.results()
+    store.close()
+    print(results_table(rows))
+    if args.csv or args.parquet:
+        for written in export(rows, csv=args.csv, parquet=args.parquet):
+            print(f"wrote {written}")
+    if not rows:
+        print(json.dumps({"rows": 0}))
     return 0

@@ -1,0 +1,157 @@
+"""Run a study's job graph to completion, resumably.
+
+``run_study`` writes the resolved study and plan into the study directory, then
+repeatedly submits every job whose dependencies are complete, up to the
+executor's slots. A job is *done* only when its artefact directory is complete
+(``COMPLETE.json``, written last and atomically), so after a crash or SIGKILL at
+any moment the same command finishes the study: complete artefacts are skipped,
+half-built ones are discarded (stages resume from their last checkpoint). A
+failed job stops only the jobs that depend on it. Ctrl-C cancels the running
+jobs and returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sftmix.artifacts import clean_partials, is_complete, write_json_atomic, write_text_atomic
+from sftmix.config import dump_yaml
+from sftmix.study.config import StudyConfig
+from sftmix.study.executor import DONE, RUNNING, Executor, Handle, LocalExecutor
+from sftmix.study.jobs import Job, build_jobs
+from sftmix.study.plan import Plan, build_plan
+from sftmix.study.store import STORE_NAME, ResultsStore
+from sftmix.study.worker import failed_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # complete before this run started
+    failed: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # a dependency failed
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.blocked or self.interrupted)
+
+
+def job_file(study_dir: Path, key: str) -> Path:
+    return study_dir / "jobs" / f"{key}.json"
+
+
+def prepare(study: StudyConfig, study_dir: Path) -> tuple[Plan, dict[str, Job]]:
+    """Plan, then write the study, plan and job files (the study directory is created here)."""
+    plan = build_plan(study)
+    jobs = build_jobs(plan, study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(study_dir / "study.yaml", dump_yaml(study))
+    for job in jobs.values():
+        path = job_file(study_dir, job.key)
+        spec = {"key": job.key, "kind": job.kind, "deps": job.deps, "payload": job.payload,
+                "out": str(job.out), "label": job.label}
+        if not path.exists() or json.loads(path.read_text()) != spec:
+            write_json_atomic(path, spec)
+    for kind_dir in ("models", "mixtures", "stages", "evals"):
+        clean_partials(study_dir / kind_dir)
+    return plan, jobs
+
+
+def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = None,
+              progress: bool = True, poll_seconds: float = 0.2) -> Outcome:
+    executor = executor or LocalExecutor(study.workers)
+    plan, jobs = prepare(study, study_dir)
+    store = ResultsStore(study_dir / STORE_NAME)
+    outcome = Outcome()
+    try:
+        store.record_plan(plan)
+        store.sync(jobs)
+        state = {k: (DONE if is_complete(j.out) else "pending") for k, j in jobs.items()}
+        outcome.skipped = [k for k, s in state.items() if s == DONE]
+        running: dict[str, Handle] = {}
+        bar = tqdm(total=len(jobs), initial=len(outcome.skipped), desc=study.name, unit="job",
+                   disable=not progress)
+        try:
+            while True:
+                _block_dependents(jobs, state, outcome)
+                for key in [k for k, s in state.items() if s == "pending"]:
+                    if len(running) >= executor.slots:
+                        break
+                    if all(state[d] == DONE for d in jobs[key].deps):
+                        job = jobs[key]
+                        running[key] = executor.submit(job, job_file(study_dir, key),
+                                                       study_dir / "logs" / f"{key}.log")
+                        state[key] = RUNNING
+                        bar.set_postfix_str(f"{job.kind}: {job.label}"[:60])
+                for key, handle in list(running.items()):
+                    status = executor.poll(handle)
+                    if status == RUNNING:
+                        continue
+                    del running[key]
+                    job = jobs[key]
+                    if status == DONE and is_complete(job.out):
+                        state[key] = DONE
+                        outcome.done.append(key)
+                        if job.kind == "stage":
+                            store.record_stage(key, job.out)
+                        elif job.kind == "eval":
+                            store.record_eval(key, job.out)
+                    else:
+                        state[key] = "failed"
+                        outcome.failed.append(key)
+                        _report_failure(study_dir, job, store)
+                    bar.update(1)
+                if not running and not any(
+                    s == "pending" and all(state[d] == DONE for d in jobs[k].deps)
+                    for k, s in state.items()
+                ):
+                    break
+                time.sleep(poll_seconds)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            for handle in running.values():
+                executor.cancel(handle)
+        finally:
+            bar.close()
+    finally:
+        store.close()
+    write_json_atomic(study_dir / "last_run.json", asdict(outcome))
+    return outcome
+
+
+def _block_dependents(jobs: dict[str, Job], state: dict[str, str], outcome: Outcome) -> None:
+    changed = True
+    while changed:
+        changed = False
+        for key, job in jobs.items():
+            if state[key] == "pending" and any(state[d] in ("failed", "blocked") for d in job.deps):
+                state[key] = "blocked"
+                outcome.blocked.append(key)
+                changed = True
+
+
+def _report_failure(study_dir: Path, job: Job, store: ResultsStore) -> None:
+    path = failed_file(job_file(study_dir, job.key))
+    reason = json.loads(path.read_text())["error"] if path.exists() else "the worker died without a report"
+    log.error("%s failed (%s): %s; log: %s", job.kind, job.label, reason,
+              study_dir / "logs" / f"{job.key}.log")
+    if job.kind in ("stage", "eval"):
+        store.set_status("stages" if job.kind == "stage" else "evaluations", job.key, "failed")
+
+
+def load_plan(study_dir: Path) -> tuple[StudyConfig, Plan, dict[str, Job]]:
+    """The plan of an existing study directory (from the resolved study it holds)."""
+    from sftmix.config import load_config
+
+    study = load_config(study_dir / "study.yaml", StudyConfig)
+    plan = build_plan(study)
+    return study, plan, build_jobs(plan, study_dir)
