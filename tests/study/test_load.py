@@ -16,6 +16,9 @@ abilities:
   code: {{data: {{path: {data}/code/code_alpaca_2k.json, format: alpaca}}, evals: [humaneval]}}
   general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
 models: [{{name: m, path: smollm2}}]
+evaluation:
+  gsm8k: {{path: {data}/gsm8k/test.jsonl}}
+  ifeval: {{path: {data}/eval/ifeval/input_data.jsonl}}
 """
 
 CASES = {
@@ -52,6 +55,9 @@ CASES = {
                                    "runs[0].stages[0].data[0].ability", "unknown ability 'chess'"),
     "fraction and count": ("runs:\n  - {name: r, stages: [{name: a, data: [{ability: maths, fraction: 1, count: 5}]}]}",
                            "runs[0].stages[0].data[0]", "either 'fraction' or 'count'"),
+    "training setting wrong": ("training: {learning_rate: -1}", "training.learning_rate", "greater than 0"),
+    "training setting unknown": ("training: {epoch: 3}", "training.epoch", "xtra"),
+    "evaluation option unknown": ("evaluation: {gsm8k: {path: x, shots: 5}}", "evaluation.gsm8k", "unknown option(s) 'shots'"),
     "count zero": ("runs:\n  - {name: r, stages: [{name: a, data: [{ability: maths, count: 0}]}]}",
                    "runs[0].stages[0].data[0].count", "greater than 0"),
 }

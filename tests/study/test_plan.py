@@ -97,6 +97,9 @@ abilities:
   maths: {{data: {{path: {shared_data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
   general: {{data: {{path: {shared_data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
 models: [{{name: m, path: smollm2}}]
+evaluation:
+  gsm8k: {{path: {shared_data}/gsm8k/test.jsonl}}
+  ifeval: {{path: {shared_data}/eval/ifeval/input_data.jsonl}}
 runs:
   - name: warm
     stages:

@@ -194,5 +194,6 @@ class StudyConfig(StrictModel):
                 model.path = str((base_dir / model.path).resolve())
         for options in self.evaluation.values():
             for key, value in list(options.items()):
-                if key.endswith("path") and isinstance(value, str) and not Path(value).is_absolute():
+                if (key.endswith(("path", "_file")) and isinstance(value, str)
+                        and not Path(value).is_absolute()):
                     options[key] = str((base_dir / value).resolve())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftmix.artifacts import is_complete
 from sftmix.hashing import config_hash
 from sftmix.study.plan import Plan, Recipe
 
@@ -27,6 +28,16 @@ class Job:
     out: Path
     label: str
     resources: dict[str, int] = field(default_factory=lambda: {"cpus": 1, "gpus": 0})
+    # Artefacts this job publishes, by key (an evaluation job publishes one per suite).
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.outputs:
+            self.outputs = {self.key: self.out}
+
+    @property
+    def complete(self) -> bool:
+        return all(is_complete(p) for p in self.outputs.values())
 
 
 def artefact_dir(study_dir: Path, kind: str, key: str) -> Path:
@@ -57,9 +68,13 @@ def build_jobs(plan: Plan, study_dir: Path) -> dict[str, Job]:
 
     models = {m.name: m for m in study.models}
     model_keys: dict[str, str] = {}
+    hf_dirs: dict[str, str] = {}
     for m in study.models:
-        # The base model as a plain Hugging Face folder: a GGUF import, or a small Llama
-        # (and its BPE tokenizer) built from the study's own training texts.
+        if m.path is not None and m.path != "smollm2" and not m.path.endswith(".gguf"):
+            hf_dirs[m.name] = m.path  # already a Hugging Face folder: used in place
+            continue
+        # Otherwise the base model is made once as a plain Hugging Face folder: a GGUF
+        # import, or a small Llama (and its BPE tokenizer) built from the study's texts.
         spec = m.model_dump(mode="json", exclude={"name"})
         payload: dict[str, Any] = {"model": spec}
         if m.tiny is not None:
@@ -71,12 +86,15 @@ def build_jobs(plan: Plan, study_dir: Path) -> dict[str, Job]:
                             f"base model {m.name}")
 
     def base_dir(name: str) -> str:
-        return str(artefact_dir(study_dir, "model", model_keys[name]))
+        return hf_dirs.get(name) or str(artefact_dir(study_dir, "model", model_keys[name]))
+
+    def base_deps(name: str) -> list[str]:
+        return [model_keys[name]] if name in model_keys else []
 
     for key in plan.stage_order():
         node = plan.stages[key]
         mix = mixture(node.recipe, node.spec["data"])
-        deps = [mix, f"s-{node.parent}" if node.parent else model_keys[node.model]]
+        deps = [mix, f"s-{node.parent}"] if node.parent else [mix, *base_deps(node.model)]
         payload = {
             "model": models[node.model].model_dump(mode="json"),
             "parent": str(artefact_dir(study_dir, "stage", f"s-{node.parent}")) if node.parent
@@ -88,17 +106,24 @@ def build_jobs(plan: Plan, study_dir: Path) -> dict[str, Job]:
         jobs[f"s-{key}"] = Job(f"s-{key}", "stage", deps, payload,
                                artefact_dir(study_dir, "stage", f"s-{key}"), node.label,
                                {"cpus": 1, "gpus": 1})
+    # Evaluations of the same model share one job: the model is loaded once for all suites,
+    # and each suite still publishes its own artefact (and is skipped when complete).
+    groups: dict[str | None, list[str]] = {}
     for key, ev in plan.evals.items():
-        deps = [f"s-{ev.stage}"] if ev.stage else [model_keys[ev.model]]
+        groups.setdefault(ev.stage if ev.stage else f"base-{ev.model}", []).append(key)
+    for group, keys in groups.items():
+        first = plan.evals[keys[0]]
+        deps = [f"s-{first.stage}"] if first.stage else base_deps(first.model)
+        outputs = {f"e-{k}": artefact_dir(study_dir, "eval", f"e-{k}") for k in keys}
         payload = {
-            "model": models[ev.model].model_dump(mode="json"),
-            "model_dir": str(artefact_dir(study_dir, "stage", f"s-{ev.stage}")) if ev.stage
-            else base_dir(ev.model),
-            "suite": ev.suite,
-            "ability": ev.ability,
-            "options": ev.options,
+            "model_dir": str(artefact_dir(study_dir, "stage", f"s-{first.stage}")) if first.stage
+            else base_dir(first.model),
+            "suites": [{"key": f"e-{k}", "suite": plan.evals[k].suite, "options": plan.evals[k].options,
+                        "out": str(outputs[f"e-{k}"])} for k in keys],
         }
-        label = f"{ev.suite} on {plan.stages[ev.stage].label if ev.stage else ev.model + ' (base)'}"
-        jobs[f"e-{key}"] = Job(f"e-{key}", "eval", deps, payload,
-                               artefact_dir(study_dir, "eval", f"e-{key}"), label, {"cpus": 1, "gpus": 1})
+        target = plan.stages[first.stage].label if first.stage else f"{first.model} (base)"
+        label = f"{', '.join(plan.evals[k].suite for k in keys)} on {target}"
+        job_key = f"g-{group}"
+        jobs[job_key] = Job(job_key, "eval", deps, payload, next(iter(outputs.values())), label,
+                            {"cpus": 1, "gpus": 1}, outputs)
     return jobs

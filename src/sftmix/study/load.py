@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from sftmix.config import _line_of, field_path, read_yaml, validate
-from sftmix.errors import ConfigError
+from sftmix.errors import ConfigError, SftmixError
 from sftmix.study.config import GENERAL, StudyConfig
 
 # Modules that register evaluation suites and data readers; imported so that the
@@ -69,6 +70,9 @@ def check_study(study: StudyConfig, source: str = "<study>", node: yaml.Node | N
     _check_designs(study, names, p)
     _check_runs(study, names, p)
     _check_registries(study, p)
+    _check_training(study, p)
+    if not p.items:
+        _check_evaluation(study, p)
     p.raise_if_any()
 
 
@@ -189,6 +193,40 @@ def _check_registries(study: StudyConfig, p: _Problems) -> None:
         if ability.data.format not in READERS:
             p.add(("abilities", name, "data", "format"),
                   f"unknown data format {ability.data.format!r}; available: {', '.join(READERS.names())}")
+
+
+def _check_training(study: StudyConfig, p: _Problems) -> None:
+    """Shared training settings and per-stage overrides, checked against the trainer's model."""
+    try:
+        from sftmix.train.config import TrainSettings
+    except ImportError:
+        return
+    blocks: list[tuple[tuple[Any, ...], dict[str, Any]]] = [(("training",), study.training)]
+    for r, run in enumerate(study.runs):
+        for s, stage in enumerate(run.stages):
+            if stage.training:
+                blocks.append((("runs", r, "stages", s, "training"), {**study.training, **stage.training}))
+    for loc, settings in blocks:
+        try:
+            TrainSettings(**settings)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                p.add(loc + tuple(err["loc"]), f"found {err.get('input')!r}, expected: {err['msg']}")
+        except (TypeError, ValueError) as exc:
+            p.add(loc, str(exc))
+
+
+def _check_evaluation(study: StudyConfig, p: _Problems) -> None:
+    """Build every suite once with its options, so a wrong option fails before any work."""
+    from sftmix.eval.runner import build_suite
+
+    used = {s for a in study.abilities.values() for s in a.evals}
+    for suite in sorted(used):
+        try:
+            options = study.evaluation.get(suite, {})
+            build_suite(suite, {k: v for k, v in options.items() if k not in ("limit", "generator")})
+        except SftmixError as exc:
+            p.add(("evaluation", suite), str(exc))
 
 
 def _unknown_ability(name: str, names: set[str]) -> str:

@@ -55,15 +55,26 @@ def prepare(study: StudyConfig, study_dir: Path) -> tuple[Plan, dict[str, Job]]:
     jobs = build_jobs(plan, study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(study_dir / "study.yaml", dump_yaml(study))
+    _remove_stale_job_files(study_dir, set(jobs))
     for job in jobs.values():
         path = job_file(study_dir, job.key)
         spec = {"key": job.key, "kind": job.kind, "deps": job.deps, "payload": job.payload,
-                "out": str(job.out), "label": job.label}
+                "out": str(job.out), "outputs": [str(p) for p in job.outputs.values()],
+                "label": job.label}
         if not path.exists() or json.loads(path.read_text()) != spec:
             write_json_atomic(path, spec)
     for kind_dir in ("models", "mixtures", "stages", "evals"):
         clean_partials(study_dir / kind_dir)
     return plan, jobs
+
+
+def _remove_stale_job_files(study_dir: Path, keys: set[str]) -> None:
+    """Job files of an earlier version of the study (their artefacts stay: they are keyed)."""
+    folder = study_dir / "jobs"
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name.split(".", 1)[0] not in keys:
+                path.unlink()
 
 
 def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = None,
@@ -75,7 +86,7 @@ def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = N
     try:
         store.record_plan(plan)
         store.sync(jobs)
-        state = {k: (DONE if is_complete(j.out) else "pending") for k, j in jobs.items()}
+        state = {k: (DONE if j.complete else "pending") for k, j in jobs.items()}
         outcome.skipped = [k for k, s in state.items() if s == DONE]
         running: dict[str, Handle] = {}
         bar = tqdm(total=len(jobs), initial=len(outcome.skipped), desc=study.name, unit="job",
@@ -98,13 +109,10 @@ def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = N
                         continue
                     del running[key]
                     job = jobs[key]
-                    if status == DONE and is_complete(job.out):
+                    if status == DONE and job.complete:
                         state[key] = DONE
                         outcome.done.append(key)
-                        if job.kind == "stage":
-                            store.record_stage(key, job.out)
-                        elif job.kind == "eval":
-                            store.record_eval(key, job.out)
+                        store.record_job(job)
                     else:
                         state[key] = "failed"
                         outcome.failed.append(key)
@@ -144,8 +152,9 @@ def _report_failure(study_dir: Path, job: Job, store: ResultsStore) -> None:
     reason = json.loads(path.read_text())["error"] if path.exists() else "the worker died without a report"
     log.error("%s failed (%s): %s; log: %s", job.kind, job.label, reason,
               study_dir / "logs" / f"{job.key}.log")
-    if job.kind in ("stage", "eval"):
-        store.set_status("stages" if job.kind == "stage" else "evaluations", job.key, "failed")
+    for key, out in job.outputs.items():
+        if job.kind in ("stage", "eval") and not is_complete(out):
+            store.set_status("stages" if job.kind == "stage" else "evaluations", key, "failed")
 
 
 def load_plan(study_dir: Path) -> tuple[StudyConfig, Plan, dict[str, Job]]:

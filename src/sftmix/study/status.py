@@ -31,7 +31,8 @@ def job_states(study_dir: Path) -> dict[str, dict[str, str]]:
             continue
         job = json.loads(path.read_text())
         running = running_file(path)
-        if is_complete(job["out"]):
+        outputs = job.get("outputs") or [job["out"]]
+        if all(is_complete(o) for o in outputs):
             state = "done"
         elif running.exists() and running.read_text().strip().isdigit() and _alive(int(running.read_text())):
             state = "running"

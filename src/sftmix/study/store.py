@@ -112,17 +112,22 @@ class ResultsStore:
         with self.transaction() as c:
             c.execute(f"UPDATE {table} SET status = ? WHERE key = ?", (status, key))
 
+    def record_job(self, job: Any, skip: set[str] | frozenset[str] = frozenset()) -> int:
+        """Record the complete artefacts of a stage or evaluation job; returns how many."""
+        if job.kind not in ("stage", "eval"):
+            return 0
+        added = 0
+        for key, out in job.outputs.items():
+            if key not in skip and is_complete(out):
+                (self.record_stage if job.kind == "stage" else self.record_eval)(key, out)
+                added += 1
+        return added
+
     def sync(self, jobs: dict[str, Any]) -> int:
         """Record every complete artefact the store does not know yet; returns how many."""
         done = {row[0] for row in self.conn.execute(
             "SELECT key FROM stages WHERE status = 'done' UNION SELECT key FROM evaluations WHERE status = 'done'")}
-        added = 0
-        for key, job in jobs.items():
-            if job.kind not in ("stage", "eval") or key in done or not is_complete(job.out):
-                continue
-            (self.record_stage if job.kind == "stage" else self.record_eval)(key, job.out)
-            added += 1
-        return added
+        return sum(self.record_job(job, done) for job in jobs.values())
 
     # -- reads -------------------------------------------------------------------------
     def results(self) -> list[dict[str, Any]]:
