@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sftmix.faults import crashpoint
+
 MARKER = "COMPLETE.json"
 PARTIAL = ".partial-"
 
@@ -98,6 +100,7 @@ def building(final: str | Path, marker: dict[str, Any] | None = None) -> Iterato
                     os.fsync(fd)
                     os.close(fd)
         info = {"completed_at": time.time(), **(marker or {})}
+        crashpoint(f"publish:{info.get('kind', 'artefact')}")
         write_json_atomic(tmp / MARKER, info)
         if final.exists():
             if is_complete(final):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from sftmix.faults import EXECUTOR_ENV
 from sftmix.study.jobs import Job
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
@@ -38,9 +39,7 @@ class Executor(Protocol):
 
     def cancel(self, handle: Handle) -> None: ...
 
-
-def worker_command(job_file: Path) -> list[str]:
-    return [sys.executable, "-m", "sftmix.study.worker", str(job_file)]
+    def close(self) -> None: ...
 
 
 def _die_with_parent() -> None:
@@ -64,43 +63,96 @@ def visible_gpus() -> list[str]:
         return []
 
 
+class _Server:
+    """A long-lived worker process (``worker --serve``) that runs one job at a time."""
+
+    def __init__(self, gpu: str | None) -> None:
+        self.gpu = gpu
+        env = dict(os.environ)
+        env[EXECUTOR_ENV] = str(os.getpid())
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sftmix.study.worker", "--serve", str(write_fd)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, pass_fds=(write_fd,), preexec_fn=_die_with_parent, text=True)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self.answers = os.fdopen(read_fd, "r")
+        self.job: str | None = None
+        self._buffer = ""
+
+    def start(self, job_file: Path, log_file: Path) -> None:
+        assert self.proc.stdin is not None
+        self.job = job_file.stem
+        self.proc.stdin.write(f"{job_file}\t{log_file}\n")
+        self.proc.stdin.flush()
+
+    def poll(self) -> str:
+        try:
+            chunk = self.answers.read()
+        except (BlockingIOError, TypeError):
+            chunk = None
+        if chunk:
+            self._buffer += chunk
+        if "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self.job = None
+            return DONE if line.split("\t")[1] == "0" else FAILED
+        if self.proc.poll() is not None:  # died in the middle of a job (killed, out of memory)
+            self.job = None
+            return FAILED
+        return RUNNING
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.answers.close()
+
+
 class LocalExecutor:
-    """Runs jobs as subprocesses: ``workers`` at a time, one GPU each when there are GPUs."""
+    """Runs jobs on this machine: ``workers`` long-lived worker processes, one GPU each
+    when there are GPUs. A worker that dies is replaced for the next job."""
 
     def __init__(self, workers: int = 1) -> None:
         self.gpus = visible_gpus()
         self.slots = max(1, min(workers, len(self.gpus)) if self.gpus else workers)
-        self._free_gpus = list(self.gpus)
+        self._servers: list[_Server | None] = [None] * self.slots
 
     def submit(self, job: Job, job_file: Path, log_file: Path) -> Handle:
-        env = dict(os.environ)
-        gpu = None
-        if self.gpus and job.resources.get("gpus", 0) > 0 and self._free_gpus:
-            gpu = self._free_gpus.pop(0)
-            env["CUDA_VISIBLE_DEVICES"] = gpu
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_file, "ab") as log:
-            proc = subprocess.Popen(worker_command(job_file), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
-        return Handle(job, (proc, gpu))
+        for i, server in enumerate(self._servers):
+            if server is None or not server.alive:
+                if server is not None:
+                    server.stop()
+                server = self._servers[i] = _Server(self.gpus[i] if self.gpus else None)
+            if server.job is None:
+                server.start(job_file, log_file)
+                return Handle(job, server)
+        raise RuntimeError("no free worker: the scheduler submitted more jobs than slots")
 
     def poll(self, handle: Handle) -> str:
-        proc, gpu = handle.ref  # type: ignore[misc]
-        code = proc.poll()
-        if code is None:
-            return RUNNING
-        if gpu is not None and gpu not in self._free_gpus:
-            self._free_gpus.append(gpu)
-        return DONE if code == 0 else FAILED
+        server: _Server = handle.ref  # type: ignore[assignment]
+        return server.poll()
 
     def cancel(self, handle: Handle) -> None:
-        proc, _ = handle.ref  # type: ignore[misc]
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        server: _Server = handle.ref  # type: ignore[assignment]
+        server.stop()
+        self._servers = [None if s is server else s for s in self._servers]
+
+    def close(self) -> None:
+        for server in self._servers:
+            if server is not None:
+                server.stop()
+        self._servers = [None] * self.slots

@@ -131,6 +131,7 @@ def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = N
         finally:
             bar.close()
     finally:
+        executor.close()
         store.close()
     write_json_atomic(study_dir / "last_run.json", asdict(outcome))
     return outcome

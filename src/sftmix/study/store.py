@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sftmix.artifacts import is_complete
+from sftmix.faults import crashpoint
 from sftmix.hashing import canonical_json
 
 SCHEMA = """
@@ -59,6 +60,7 @@ class ResultsStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            crashpoint("store:commit")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise

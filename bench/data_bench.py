@@ -1,0 +1,121 @@
+"""Data layer throughput: sftmix load + validate + mix + manifest against a plain `datasets` pipeline.
+
+Builds N ShareGPT-style records (default 200,000) by cycling the real ShareGPT
+files of the shared data and perturbing each copy's first user turn (so no two
+are identical), split over two JSONL files. Then, in the same run:
+
+* sftmix: ``build_mixture`` of the two files at fraction 1 each, shuffled --
+  reading, per-record validation, exact-duplicate hashing, nested sampling,
+  shuffling and the manifest (the write of ``data.jsonl`` is timed separately);
+* baseline: ``datasets.load_dataset("json")`` of each file (fresh cache),
+  ``concatenate_datasets`` and ``shuffle(seed)``.
+
+Prints records/s for both (wall clock; CPU seconds too, since on a shared
+machine the wall clock depends on the neighbours); the last line is a JSON object of the figures with
+``ratio_vs_datasets`` = sftmix records/s / baseline records/s.
+
+    python bench/data_bench.py [--quick] [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(os.environ.get("SFTMIX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SOURCES = ("general/sharegpt_dpo_chosen.json", "general/fastchat_identity_sharegpt.json")
+
+
+def make_records(total: int, folder: Path) -> list[Path]:
+    """Write ``total`` perturbed ShareGPT records over two JSONL files; returns their paths."""
+    base = []
+    for rel in SOURCES:
+        base += json.loads((SHARED / rel).read_text(encoding="utf-8"))
+    paths = [folder / "part0.jsonl", folder / "part1.jsonl"]
+    half = total // 2
+    with open(paths[0], "w", encoding="utf-8") as f0, open(paths[1], "w", encoding="utf-8") as f1:
+        for i in range(total):
+            rec = base[i % len(base)]
+            turns = [dict(t) for t in rec["conversations"]]
+            first = next(t for t in turns if t["from"] == "human")
+            first["value"] = f"{first['value']} (variant {i})"
+            line = json.dumps({"id": f"r{i}", "conversations": turns}, ensure_ascii=False)
+            (f0 if i < half else f1).write(line + "\n")
+    return paths
+
+
+def run_sftmix(paths: list[Path], out: Path) -> tuple[float, float, float, int]:
+    from sftmix.data.mixing import build_mixture, write_mixture
+    from sftmix.data.spec import MixtureSpec
+
+    spec = MixtureSpec.model_validate({
+        "seed": 0,
+        "sources": [{"name": f"part{i}", "path": str(p), "format": "sharegpt"} for i, p in enumerate(paths)],
+        "entries": [{"source": f"part{i}"} for i in range(len(paths))],
+    })
+    t0, c0 = time.perf_counter(), time.process_time()
+    mixture = build_mixture(spec)
+    t1, c1 = time.perf_counter(), time.process_time()
+    write_mixture(mixture, out)
+    t2 = time.perf_counter()
+    return t1 - t0, c1 - c0, t2 - t1, len(mixture.examples)
+
+
+def run_datasets(paths: list[Path], cache: Path) -> tuple[float, float, int]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    t0, c0 = time.perf_counter(), time.process_time()
+    parts = [datasets.load_dataset("json", data_files=str(p), split="train", cache_dir=str(cache))
+             for p in paths]
+    mixed = datasets.concatenate_datasets(parts).shuffle(seed=0)
+    n = len(mixed)
+    return time.perf_counter() - t0, time.process_time() - c0, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 records (well under two minutes)")
+    parser.add_argument("--records", type=int, default=None, help="number of records (default 200,000)")
+    args = parser.parse_args(argv)
+    total = args.records or (20_000 if args.quick else 200_000)
+    import datasets  # imported before timing so neither side pays the import
+
+    with tempfile.TemporaryDirectory(prefix="sftmix-bench-") as tmp:
+        folder = Path(tmp)
+        paths = make_records(total, folder)
+        size_mb = sum(p.stat().st_size for p in paths) / 1e6
+        base_s, base_cpu, base_n = run_datasets(paths, folder / "hf-cache")
+        build_s, build_cpu, write_s, n = run_sftmix(paths, folder / "mix")
+    assert n == base_n == total, (n, base_n, total)
+    sftmix_rate = total / build_s
+    base_rate = total / base_s
+    print(f"{total} ShareGPT-style records, {size_mb:.0f} MB of JSONL (datasets {datasets.__version__})")
+    print(f"sftmix   load+validate+mix+manifest: {build_s:7.2f} s  {sftmix_rate:10.0f} records/s"
+          f"  (+ writing data.jsonl {write_s:.2f} s)")
+    print(f"datasets load+concatenate+shuffle:   {base_s:7.2f} s  {base_rate:10.0f} records/s")
+    print(f"ratio (sftmix / datasets): {sftmix_rate / base_rate:.2f} by wall clock, "
+          f"{base_cpu / build_cpu:.2f} by CPU time (sftmix {build_cpu:.2f} s, datasets {base_cpu:.2f} s; "
+          f"datasets' JSON reader is multi-threaded)")
+    figures = {
+        "records": total, "jsonl_mb": round(size_mb, 1),
+        "sftmix_s": round(build_s, 3), "sftmix_records_per_s": round(sftmix_rate),
+        "sftmix_write_s": round(write_s, 3),
+        "sftmix_with_write_records_per_s": round(total / (build_s + write_s)),
+        "datasets_s": round(base_s, 3), "datasets_records_per_s": round(base_rate),
+        "ratio_vs_datasets": round(sftmix_rate / base_rate, 3),
+        "ratio_with_write_vs_datasets": round(total / (build_s + write_s) / base_rate, 3),
+        "sftmix_cpu_s": round(build_cpu, 3), "datasets_cpu_s": round(base_cpu, 3),
+        "cpu_ratio_vs_datasets": round(base_cpu / build_cpu, 3),
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

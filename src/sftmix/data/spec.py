@@ -1,0 +1,211 @@
+"""The mixture file: sources, entries, seed -- typed and checked with file/line/field errors.
+
+A mixture YAML (see docs/data.md for a full guide)::
+
+    seed: 0
+    shuffle: true
+    sources:
+      - {name: gsm8k, path: data/gsm8k/train.jsonl, format: gsm8k}          # ability: maths
+      - {name: code, path: data/code_alpaca.json, format: alpaca, ability: code}
+      - {name: sharegpt, path: data/sharegpt.json, format: sharegpt, filters: [no_code_math]}
+    mixtures:                      # named sub-mixtures, for replay
+      specialist:
+        entries: [{source: gsm8k}, {source: code}]
+    entries:
+      - {source: sharegpt}                       # fraction 1 by default
+      - {mixture: specialist, fraction: 1/256}   # DMT replay: k of the specialist mixture
+
+Amounts: ``fraction`` (a number or a quoted fraction such as ``"1/64"``; > 1
+upsamples), ``count`` (an absolute number of records; more than the source has
+upsamples) or ``proportion`` (a target share of the mixture's total: either
+every entry of a list has one or none does; the shares are normalised, and the
+total is ``total:`` or, if that is not given, the largest total for which no
+source is upsampled). An entry without an amount takes fraction 1.
+
+Relative ``path`` and ``mixture_dir`` values resolve against the YAML file's
+folder; the manifest records them as written.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from sftmix.config import StrictModel, _line_of, field_path, read_yaml, validate
+from sftmix.errors import ConfigError
+
+NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+def parse_amount(value: Any) -> Any:
+    """``"1/64"`` -> 0.015625; numbers pass through for pydantic to check."""
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"expected a number or a fraction such as '1/64', found {value!r}") from None
+    return value
+
+
+Amount = Annotated[float, BeforeValidator(parse_amount), Field(ge=0)]
+
+
+class SourceSpec(StrictModel):
+    """One dataset: where it lives, how to read it, what ability it trains."""
+
+    name: str = Field(pattern=NAME)
+    path: str | None = None
+    hub: str | None = None
+    subset: str | None = None
+    split: str = "train"
+    format: str
+    ability: str | None = None
+    on_error: Literal["raise", "skip"] = "raise"
+    filters: list[str] = Field(default_factory=list)
+    drop_duplicates: bool = False
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceSpec:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give exactly one of 'path' (a local file or folder) or 'hub' (a dataset name)")
+        return self
+
+
+class EntrySpec(StrictModel):
+    """One part of a mixture: a source, a named sub-mixture or a written mixture folder, at an amount."""
+
+    source: str | None = None
+    mixture: str | None = None
+    mixture_dir: str | None = None
+    fraction: Amount | None = None
+    count: int | None = Field(default=None, ge=0)
+    proportion: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> EntrySpec:
+        if sum(x is not None for x in (self.source, self.mixture, self.mixture_dir)) != 1:
+            raise ValueError("give exactly one of 'source', 'mixture' or 'mixture_dir'")
+        if sum(x is not None for x in (self.fraction, self.count, self.proportion)) > 1:
+            raise ValueError("give at most one of 'fraction', 'count' or 'proportion'")
+        return self
+
+    @property
+    def target(self) -> str:
+        if self.source is not None:
+            return self.source
+        return f"mixture:{self.mixture}" if self.mixture is not None else f"mixture_dir:{self.mixture_dir}"
+
+    def amount(self) -> tuple[str, float]:
+        """(kind, value) with kind in fraction / count / proportion; no amount means fraction 1."""
+        if self.count is not None:
+            return "count", self.count
+        if self.proportion is not None:
+            return "proportion", self.proportion
+        return "fraction", 1.0 if self.fraction is None else self.fraction
+
+
+class SubMixtureSpec(StrictModel):
+    """A named mixture of the same sources (e.g. DMT's specialist data), usable as an entry."""
+
+    entries: list[EntrySpec] = Field(min_length=1)
+    shuffle: bool = True
+    total: int | None = Field(default=None, gt=0)
+
+
+class EvalSetSpec(StrictModel):
+    path: str
+    format: str
+
+
+class DecontaminationSpec(StrictModel):
+    """n-gram overlap of every source with evaluation sets; reported, and optionally dropped."""
+
+    eval_sets: list[EvalSetSpec] = Field(min_length=1)
+    n: int = Field(default=13, ge=1)
+    drop: bool = False
+
+
+class MixtureSpec(StrictModel):
+    name: str | None = Field(default=None, pattern=NAME)
+    seed: int = 0
+    shuffle: bool = True
+    total: int | None = Field(default=None, gt=0)
+    sources: list[SourceSpec] = Field(default_factory=list)
+    mixtures: dict[str, SubMixtureSpec] = Field(default_factory=dict)
+    entries: list[EntrySpec] = Field(min_length=1)
+    decontamination: DecontaminationSpec | None = None
+
+    def source(self, name: str) -> SourceSpec:
+        return next(s for s in self.sources if s.name == name)
+
+
+def check_mixture(spec: MixtureSpec) -> list[tuple[tuple[Any, ...], str]]:
+    """Cross-field problems as (field location, message): names, references, proportions, cycles."""
+    from sftmix.data.filters import FILTERS
+    from sftmix.data.formats import READERS
+
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    names = [s.name for s in spec.sources]
+    for i, s in enumerate(spec.sources):
+        if names.count(s.name) > 1:
+            problems.append((("sources", i, "name"), f"source name {s.name!r} is used twice"))
+        if s.format not in READERS:
+            problems.append((("sources", i, "format"),
+                             f"unknown data format {s.format!r}; available: {', '.join(READERS.names())}"))
+        for j, f in enumerate(s.filters):
+            if f not in FILTERS:
+                problems.append((("sources", i, "filters", j),
+                                 f"unknown filter {f!r}; available: {', '.join(FILTERS.names())}"))
+    if spec.decontamination:
+        for i, e in enumerate(spec.decontamination.eval_sets):
+            if e.format not in READERS:
+                problems.append((("decontamination", "eval_sets", i, "format"),
+                                 f"unknown data format {e.format!r}; available: {', '.join(READERS.names())}"))
+    lists: list[tuple[tuple[Any, ...], list[EntrySpec]]] = [(("entries",), spec.entries)]
+    lists += [(("mixtures", n, "entries"), m.entries) for n, m in spec.mixtures.items()]
+    for loc, entries in lists:
+        with_prop = [e.proportion is not None for e in entries]
+        if any(with_prop) and not all(with_prop):
+            problems.append((loc, "either every entry of this list has a 'proportion' or none does"))
+        for i, e in enumerate(entries):
+            if e.source is not None and e.source not in names:
+                problems.append(((*loc, i, "source"),
+                                 f"unknown source {e.source!r}; defined: {', '.join(names) or 'none'}"))
+            if e.mixture is not None and e.mixture not in spec.mixtures:
+                problems.append(((*loc, i, "mixture"), f"unknown mixture {e.mixture!r}; defined under "
+                                 f"'mixtures': {', '.join(spec.mixtures) or 'none'}"))
+    for name in spec.mixtures:
+        if _reaches(spec, name, name, set()):
+            problems.append((("mixtures", name), f"mixture {name!r} includes itself"))
+    return problems
+
+
+def _reaches(spec: MixtureSpec, start: str, target: str, seen: set[str]) -> bool:
+    for e in spec.mixtures[start].entries:
+        if e.mixture == target:
+            return True
+        if e.mixture in spec.mixtures and e.mixture not in seen:
+            seen.add(e.mixture)
+            if _reaches(spec, e.mixture, target, seen):
+                return True
+    return False
+
+
+def raise_problems(problems: list[tuple[tuple[Any, ...], str]], source: str, node: Any = None) -> None:
+    if problems:
+        parts = []
+        for loc, msg in problems:
+            line = _line_of(node, loc)
+            parts.append(f"{source}{f', line {line}' if line else ''}, field '{field_path(loc)}': {msg}")
+        raise ConfigError("; ".join(parts))
+
+
+def load_mixture_spec(path: str | Path) -> MixtureSpec:
+    """Read and check a mixture YAML; every problem names the file, the line and the field."""
+    data, node = read_yaml(path)
+    spec = validate(MixtureSpec, data, str(path), node)
+    raise_problems(check_mixture(spec), str(path), node)
+    return spec
