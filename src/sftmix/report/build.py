@@ -1,0 +1,142 @@
+"""Assemble a study's report -- sections of figures, tables and notes -- and write it out.
+
+The report is built once as data (:class:`Report`) and rendered twice: a
+self-contained HTML page and a Markdown summary with PNG files beside it. A
+design the study does not have gives a note in its section, not an error.
+Files are written atomically, the HTML page last, so an interrupted report
+never leaves a half-written page behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sftmix.artifacts import write_text_atomic
+from sftmix.report import figures, provenance, strategy_figures, tables, tradeoff
+from sftmix.report.data import StudyResults
+from sftmix.report.plotting import FigureOut
+from sftmix.report.tables import Table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    text: str = ""
+    figures: list[FigureOut] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    code: str | None = None  # preformatted text (the study config)
+
+
+@dataclass
+class Report:
+    title: str
+    generated: str
+    summary: list[str]
+    sections: list[Section]
+
+    @property
+    def figures(self) -> list[FigureOut]:
+        return [f for s in self.sections for f in s.figures]
+
+    @property
+    def tables(self) -> list[Table]:
+        return [t for s in self.sections for t in s.tables]
+
+    def figure(self, key: str) -> FigureOut:
+        return next(f for f in self.figures if f.key == key)
+
+    def table(self, key: str) -> Table:
+        return next(t for t in self.tables if t.key == key)
+
+
+def _designs(res: StudyResults) -> list[str]:
+    return list(dict.fromkeys(res.primary["design"]))
+
+
+def build_report(res: StudyResults, weights: dict[str, float] | None = None, paper: bool = True,
+                 tsne_queries: int = 100, tsne_run: str | None = None, seed: int = 0) -> Report:
+    weights = weights or dict.fromkeys(res.abilities, 1.0)
+    # First the step that can fail on user input (--tsne-run), before any time goes into drawing.
+    if tsne_queries > 0:
+        from sftmix.report.representation import study_tsne
+
+        rep = study_tsne(res, tsne_queries, tsne_run, seed)
+    else:
+        rep = FigureOut("tsne", "Representations of training queries", note="Not computed (--tsne-queries 0).")
+    t = tradeoff.recommend(res, weights)
+    rq4 = [x for x in (tables.strategy_table(res), tables.paper_strategy_table() if paper else None) if x]
+    sections = [
+        Section("rq1", "RQ1: each ability alone, by amount", figures=[figures.scaling_figure(res, paper)]),
+        Section("rq2", "RQ2: mixing all abilities", figures=[figures.mixed_figure(res, paper)]),
+        Section("rq3", "RQ3: amount or ratio", figures=[figures.ratio_figure(res, paper)]),
+        Section("rq4", "RQ4: training strategies", tables=rq4,
+                figures=[strategy_figures.strategy_bars(res, paper), strategy_figures.radar_figure(res)]),
+        Section("dmt", "DMT: choosing k", figures=[figures.dmt_figure(res, paper)]),
+        Section("tradeoff", "Trade-off and recommendation", text=_tradeoff_text(t),
+                figures=[tradeoff.tradeoff_figure(t, res.specialist)],
+                tables=[tradeoff.recommendation_table(t)] if t.weighted else []),
+    ]
+    sections.append(Section("representation", "Representations before and after fine-tuning", figures=[rep]))
+    sections.append(Section("runs", "All runs", tables=[tables.runs_table(res)]))
+    prov = [x for x in (provenance.manifests_table(res), provenance.environment_table(),
+                        provenance.cost_table(res)) if x]
+    sections.append(Section("provenance", "Study, data, software, hardware, time", tables=prov,
+                            code=provenance.study_yaml(res)))
+    runs = res.primary["run"].nunique()
+    summary = [f"Study {res.study.name}: {runs} runs with results "
+               f"({', '.join(_designs(res)) or 'none'}); abilities: {', '.join(res.abilities)}."]
+    if t.best:
+        best = t.weighted[t.best]
+        summary.append(f"Best run for the weights {_weights(t)}: {t.best} (weighted normalised score "
+                       f"{best.text()}); not distinguishable from it within the 95% intervals: "
+                       f"{', '.join(t.indistinguishable) or 'none'}.")
+    skipped = [f"{f.title}: {f.note}" for f in (x for s in sections for x in s.figures) if not f.produced]
+    if skipped:
+        summary.append("Not drawn: " + " ".join(skipped))
+    return Report(f"sftmix report: {res.study.name}", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  summary, sections)
+
+
+def _weights(t: tradeoff.Tradeoff) -> str:
+    return ", ".join(f"{a}={t.weights.get(a, 0.0):g}" for a in t.abilities)
+
+
+def _tradeoff_text(t: tradeoff.Tradeoff) -> str:
+    text = ("Every run is a point of its ability scores, each metric normalised over the runs "
+            "compared (0 = worst, 1 = best). The Pareto front holds the runs no other run beats on "
+            "every ability at once. The recommendation weighs the abilities "
+            f"({_weights(t)}) and lists, besides the best run, every run whose 95% interval of the "
+            "weighted score overlaps the best run's: those are not distinguishable from it with "
+            "this study's evaluation sizes and seeds.")
+    if t.excluded:
+        text += f" Left out for missing a score: {', '.join(t.excluded)}."
+    return text
+
+
+def write_report(report: Report, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` with ``figures/*.png`` and the self-contained ``report.html``."""
+    from sftmix.report.html import render_html
+    from sftmix.report.markdown import render_markdown
+
+    out = Path(out_dir)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for fig in report.figures:
+        target = fig_dir / f"{fig.key}.png"
+        if fig.png is None:
+            target.unlink(missing_ok=True)  # a figure of an earlier report that no longer applies
+            continue
+        tmp = target.with_name(target.name + ".partial")
+        tmp.write_bytes(fig.png)
+        tmp.replace(target)
+    md, html = out / "report.md", out / "report.html"
+    write_text_atomic(md, render_markdown(report, "figures"))
+    write_text_atomic(html, render_html(report))
+    log.info("wrote %s and %s", html, md)
+    return html, md

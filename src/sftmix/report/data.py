@@ -1,0 +1,176 @@
+"""A study directory's results as tidy frames, with seeds pooled into one interval.
+
+The results store holds one row per (run, metric). A run's name ends in
+``/<model>/s<seed>``; the report speaks of the run without its seed and pools
+the seeds: the value is the mean over seeds, and the 95% interval comes from
+the larger of two standard errors -- the spread between seeds (``sd / sqrt(S)``)
+and the evaluation's own sampling error (the per-seed intervals' half-widths
+/ 1.96, combined as the error of a mean). With one seed the run's own interval
+is kept as it is. Design coordinates become ``c_<name>`` columns (``c_fraction``,
+``c_setup``, ``c_k``, ``c_strategy``, ...), so they never collide with the
+evaluated ``ability``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sftmix.config import load_config
+from sftmix.errors import SftmixError
+from sftmix.study.config import GENERAL, StudyConfig
+from sftmix.study.store import STORE_NAME, ResultsStore
+
+log = logging.getLogger(__name__)
+
+Z95 = 1.959963984540054
+_SEED = re.compile(r"/s-?\d+$")
+KEY_COLUMNS = ["run", "design", "model", "ability", "suite", "metric"]
+
+
+@dataclass
+class StudyResults:
+    """Everything the report reads from a study directory."""
+
+    study_dir: Path
+    study: StudyConfig
+    rows: pd.DataFrame  # the store's rows, one per (run with seed, metric)
+    metrics: pd.DataFrame  # pooled over seeds: one row per (run, metric)
+    stages: pd.DataFrame = field(default_factory=pd.DataFrame)  # key, label, status, info (dict)
+    run_stages: dict[str, list[str]] = field(default_factory=dict)  # seeded run name -> stage keys
+
+    @property
+    def abilities(self) -> list[str]:
+        return list(self.study.abilities)
+
+    @property
+    def specialist(self) -> list[str]:
+        return [a for a in self.abilities if a != GENERAL]
+
+    @property
+    def primary(self) -> pd.DataFrame:
+        """The headline metric of every suite, pooled over seeds."""
+        # .loc with an explicit bool mask: an empty object column would select columns instead.
+        return self.metrics.loc[self.metrics["primary"].astype(bool)].reset_index(drop=True)
+
+    def design(self, name: str) -> pd.DataFrame:
+        """Primary metrics of one design's runs (empty if the study has none)."""
+        p = self.primary
+        return p[p["design"] == name].reset_index(drop=True)
+
+    def measures(self) -> list[tuple[str, str, str]]:
+        """(ability, suite, metric) of every headline metric, in the study's ability order."""
+        p = self.primary
+        out: list[tuple[str, str, str]] = []
+        for ability in self.abilities:
+            for cfg_suite in self.study.abilities[ability].evals:
+                hit = p[(p["ability"] == ability) & (p["suite"] == cfg_suite)]
+                if not hit.empty:
+                    out.append((ability, cfg_suite, str(hit["metric"].iloc[0])))
+        return out
+
+
+def run_group(name: str) -> str:
+    """A run's name without its seed: ``mixed/1/m/s0`` -> ``mixed/1/m``."""
+    return _SEED.sub("", name)
+
+
+def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Store rows as a frame with the design coordinates as ``c_<name>`` columns."""
+    base = ["run", "design", "model", "seed", "ability", "suite", "metric", "value", "ci_low",
+            "ci_high", "n", "higher_is_better", "primary", "eval"]
+    if not rows:
+        return pd.DataFrame(columns=[*base, "group"])
+    frame = pd.DataFrame([{k: r[k] for k in base} for r in rows])
+    coords = pd.DataFrame([{f"c_{k}": v for k, v in r["coords"].items()} for r in rows])
+    frame = pd.concat([frame, coords], axis=1)
+    frame["group"] = frame["run"].map(run_group)
+    frame = frame[frame["value"].notna()].reset_index(drop=True)
+    return frame
+
+
+def _pool(group: pd.DataFrame) -> dict[str, Any]:
+    values = group["value"].astype(float)
+    mean = float(values.mean())
+    lows, highs = group["ci_low"], group["ci_high"]
+    if len(group) == 1:
+        low = None if pd.isna(lows.iloc[0]) else float(lows.iloc[0])
+        high = None if pd.isna(highs.iloc[0]) else float(highs.iloc[0])
+        return {"value": mean, "ci_low": low, "ci_high": high, "n_seeds": 1}
+    s = len(group)
+    between = float(values.std(ddof=1)) / math.sqrt(s)
+    if lows.notna().all() and highs.notna().all():
+        half = (highs.astype(float) - lows.astype(float)) / 2 / Z95
+        within = math.sqrt(float((half**2).sum())) / s
+    else:
+        within = 0.0
+    se = max(between, within)
+    return {"value": mean, "ci_low": mean - Z95 * se, "ci_high": mean + Z95 * se, "n_seeds": s}
+
+
+def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run without seed, metric): mean over seeds and the pooled 95% interval."""
+    coord_cols = [c for c in frame.columns if c.startswith("c_")]
+    cols = [*KEY_COLUMNS, *coord_cols, "value", "ci_low", "ci_high", "n_seeds", "n",
+            "higher_is_better", "primary", "seeds", "evals"]
+    if frame.empty:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for (group, _, _, _, suite, metric), part in frame.groupby(
+            ["group", "design", "model", "ability", "suite", "metric"], sort=False, dropna=False):
+        first = part.iloc[0]
+        row = {"run": group, "design": first["design"], "model": first["model"],
+               "ability": first["ability"], "suite": suite, "metric": metric}
+        row.update({c: first[c] for c in coord_cols})
+        row.update(_pool(part))
+        row["n"] = None if pd.isna(first["n"]) else int(first["n"])
+        row["higher_is_better"] = bool(first["higher_is_better"])
+        row["primary"] = bool(first["primary"])
+        row["seeds"] = sorted(int(s) for s in part["seed"])
+        row["evals"] = tuple(sorted(set(part["eval"])))
+        out.append(row)
+    return pd.DataFrame(out, columns=cols)
+
+
+def _stages(conn: sqlite3.Connection) -> pd.DataFrame:
+    rows = conn.execute("SELECT key, parent, model, label, status, info FROM stages").fetchall()
+    frame = pd.DataFrame(rows, columns=["key", "parent", "model", "label", "status", "info"])
+    frame["info"] = [json.loads(x) if x else {} for x in frame["info"]]
+    return frame
+
+
+def _run_stages(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for run, stage in conn.execute("SELECT run, stage FROM run_stages ORDER BY run, position"):
+        out.setdefault(run, []).append(stage)
+    return out
+
+
+def load_results(study_dir: str | Path) -> StudyResults:
+    """Read ``study.yaml`` and ``results.sqlite`` of a study directory."""
+    study_dir = Path(study_dir)
+    if not (study_dir / "study.yaml").is_file():
+        raise SftmixError(f"{study_dir}: not a study directory (expected the study.yaml that "
+                          "'sftmix run' writes)")
+    if not (study_dir / STORE_NAME).is_file():
+        raise SftmixError(f"{study_dir}: no results store ({STORE_NAME}); run the study first, or "
+                          f"rebuild the store with 'sftmix results {study_dir} --rebuild'")
+    study = load_config(study_dir / "study.yaml", StudyConfig)
+    store = ResultsStore(study_dir / STORE_NAME)
+    try:
+        rows = store.results()
+        stages = _stages(store.conn)
+        run_stages = _run_stages(store.conn)
+    finally:
+        store.close()
+    frame = tidy(rows)
+    log.info("read %d metric rows of %d runs from %s", len(frame), frame["run"].nunique(), study_dir)
+    return StudyResults(study_dir, study, frame, pool_seeds(frame), stages, run_stages)

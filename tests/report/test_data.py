@@ -1,0 +1,50 @@
+"""Reading a study directory: tidy rows, seeds pooled into one interval, clear errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from sftmix.errors import SftmixError
+from sftmix.report.data import Z95, load_results, run_group
+from tests.report.conftest import make_study, study_dict
+
+
+def test_run_group_drops_the_seed() -> None:
+    assert run_group("mixed/1/16/m/s0") == "mixed/1/16/m"
+    assert run_group("runs/r1/m/s12") == "runs/r1/m"
+
+
+def test_seeds_pool_into_mean_and_interval(tmp_path: Path, shared_data: Path) -> None:
+    values = {("mixed/1/m/s0", "gsm8k"): (0.40, 0.35, 0.45), ("mixed/1/m/s1", "gsm8k"): (0.50, 0.45, 0.55),
+              ("mixed/1/m/s2", "gsm8k"): (0.60, 0.55, 0.65)}
+    study = make_study(tmp_path, study_dict(shared_data, {"mixed": {"fractions": [1]}}, seeds=[0, 1, 2]),
+                       values=values)
+    res = load_results(study.dir)
+    assert len(res.rows[res.rows["suite"] == "gsm8k"]) == 3
+    (row,) = res.primary[res.primary["suite"] == "gsm8k"].to_dict("records")
+    assert row["run"] == "mixed/1/m" and row["seeds"] == [0, 1, 2] and row["n_seeds"] == 3
+    assert row["value"] == pytest.approx(0.5)
+    between = 0.1 / math.sqrt(3)  # sd of (0.4, 0.5, 0.6) over sqrt(3)
+    within = math.sqrt(3 * (0.05 / Z95) ** 2) / 3
+    assert between > within
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.5 - Z95 * between, 0.5 + Z95 * between))
+    assert row["c_fraction"] == 1.0
+
+
+def test_one_seed_keeps_its_own_interval(full_study) -> None:
+    res = load_results(full_study.dir)
+    row = res.primary[(res.primary["run"] == "mixed/1/4/m") & (res.primary["suite"] == "humaneval")].iloc[0]
+    assert (row["value"], row["ci_low"], row["ci_high"]) == full_study.value("mixed/1/4/m/s0", "humaneval")
+    assert res.measures() == [("maths", "gsm8k", "accuracy"), ("code", "humaneval", "pass@1"),
+                              ("general", "mtbench", "score")]
+
+
+def test_not_a_study_directory(tmp_path: Path) -> None:
+    with pytest.raises(SftmixError, match="not a study directory"):
+        load_results(tmp_path)
+    (tmp_path / "study.yaml").write_text("name: x\n")
+    with pytest.raises(SftmixError, match="no results store"):
+        load_results(tmp_path)

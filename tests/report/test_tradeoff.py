@@ -1,0 +1,94 @@
+"""The trade-off on a study with hand-set results: normalisation, Pareto front, recommendation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sftmix.errors import SftmixError
+from sftmix.report.build import build_report
+from sftmix.report.data import StudyResults, load_results
+from sftmix.report.tradeoff import dominates, parse_weights, points, recommend, recommendation_table
+from tests.report.conftest import make_study, study_dict
+
+# Four free-form runs; maths on GSM8K (0-1) and general on MT-Bench (1-10).
+VALUES = {
+    "r1": ((0.60, 0.55, 0.65), (2.0, 1.5, 2.5)),  # maths specialist
+    "r2": ((0.10, 0.05, 0.15), (7.0, 6.5, 7.5)),  # general specialist
+    "r3": ((0.55, 0.50, 0.60), (6.5, 6.0, 7.0)),  # both
+    "r4": ((0.30, 0.25, 0.35), (3.0, 2.5, 3.5)),  # dominated by r3
+}
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> StudyResults:
+    full = study_dict(shared_data, {})
+    abilities = {a: full["abilities"][a] for a in ("maths", "general")}
+    data = {"r1": [{"ability": "maths"}], "r2": [{"ability": "general"}],
+            "r3": [{"ability": "maths"}, {"ability": "general"}], "r4": [{"ability": "maths", "fraction": "1/4"}]}
+    runs = [{"name": n, "stages": [{"name": "s", "data": d}]} for n, d in data.items()]
+    values = {}
+    for name, (maths, general) in VALUES.items():
+        values[(f"runs/{name}/m/s0", "gsm8k")] = maths
+        values[(f"runs/{name}/m/s0", "mtbench")] = general
+    study = make_study(tmp_path_factory.mktemp("hand"), study_dict(shared_data, {}, abilities=abilities, runs=runs),
+                       values=values)
+    return load_results(study.dir)
+
+
+def test_normalised_points_and_front(hand: StudyResults) -> None:
+    pts, excluded = points(hand)
+    assert excluded == []
+    by = {p.run: p for p in pts}
+    assert by["runs/r1/m"].score == pytest.approx({"maths": 1.0, "general": 0.0})
+    assert by["runs/r3/m"].score == pytest.approx({"maths": 0.9, "general": 0.9})
+    assert by["runs/r4/m"].score == pytest.approx({"maths": 0.4, "general": 0.2})
+    assert by["runs/r3/m"].low == pytest.approx({"maths": 0.1, "general": 0.1})
+    assert {p.run for p in pts if p.pareto} == {"runs/r1/m", "runs/r2/m", "runs/r3/m"}
+
+
+def test_equal_weights_pick_the_balanced_run(hand: StudyResults) -> None:
+    t = recommend(hand, {"maths": 1, "general": 1})
+    assert t.best == "runs/r3/m"
+    best = t.weighted["runs/r3/m"]
+    half = (0.5**2 * 0.1**2 * 2) ** 0.5
+    assert (best.value, best.low, best.high) == pytest.approx((0.9, 0.9 - half, 0.9 + half))
+    assert t.weighted["runs/r1/m"].value == pytest.approx(0.5)
+    assert t.indistinguishable == []
+    table = recommendation_table(t)
+    assert [r[1] for r in table.rows] == ["runs/r3/m", "runs/r1/m", "runs/r2/m", "runs/r4/m"]
+    assert table.column("verdict") == ["best", "below the best", "below the best", "below the best"]
+    assert table.column("Pareto front") == [True, True, True, False]
+
+
+def test_maths_priority_keeps_close_runs_together(hand: StudyResults) -> None:
+    t = recommend(hand, parse_weights("maths=1,general=0", hand.abilities))
+    assert t.best == "runs/r1/m"
+    # r3 is 0.9 +- 0.1 against r1's 1.0 +- 0.1: the intervals overlap.
+    assert t.indistinguishable == ["runs/r3/m"]
+    assert recommendation_table(t).row(2)[1] == "runs/r3/m"
+    report = build_report(hand, parse_weights("maths=1,general=0", hand.abilities), tsne_queries=0)
+    assert "runs/r1/m" in report.summary[1] and "runs/r3/m" in report.summary[1]
+
+
+def test_dominance_needs_a_strict_gain() -> None:
+    assert dominates({"a": 1, "b": 1}, {"a": 1, "b": 0.5})
+    assert not dominates({"a": 1, "b": 1}, {"a": 1, "b": 1})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("maths=1,law=2", "one of the study's abilities"),
+    ("maths", "'<ability>=<weight>'"),
+    ("maths=-1", "must be a number >= 0"),
+    ("maths=x", "must be a number >= 0"),
+    ("maths=0,general=0", "at least one weight"),
+])
+def test_bad_weights_are_explained(text: str, message: str) -> None:
+    with pytest.raises(SftmixError, match=message):
+        parse_weights(text, ["maths", "general"])
+
+
+def test_default_weights_are_equal() -> None:
+    assert parse_weights(None, ["maths", "code"]) == {"maths": 1.0, "code": 1.0}
+    assert parse_weights("code=2", ["maths", "code"]) == {"maths": 0.0, "code": 2.0}
