@@ -13,7 +13,7 @@ PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.sftmix-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint env clean-env
+.PHONY: demo test lint env clean-env system-deps
 
 env: $(STAMP)
 
@@ -42,7 +42,11 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/sftmix demo
 
-test: $(STAMP)
+# Debian packages some tests need (headless Chromium for the report); a no-op when present.
+system-deps:
+	@bash .ci/system-deps
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
