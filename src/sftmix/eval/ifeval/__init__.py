@@ -1,0 +1,1 @@
+"""Verifiable instruction following (IFEval style): checkers, the task, and a prompt generator."""
