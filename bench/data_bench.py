@@ -5,16 +5,19 @@ files of the shared data and perturbing each copy's first user turn (so no two
 are identical), split over two JSONL files. Then, in the same run:
 
 * sftmix: ``build_mixture`` of the two files at fraction 1 each, shuffled --
-  reading, per-record validation, exact-duplicate hashing, nested sampling,
-  shuffling and the manifest (the write of ``data.jsonl`` is timed separately);
+  reading, validation of every record, exact-duplicate detection, nested
+  sampling, shuffling and the manifest (the write of ``data.jsonl`` is timed
+  separately);
 * baseline: ``datasets.load_dataset("json")`` of each file (fresh cache),
   ``concatenate_datasets`` and ``shuffle(seed)``.
 
-Prints records/s for both (wall clock; CPU seconds too, since on a shared
-machine the wall clock depends on the neighbours); the last line is a JSON object of the figures with
-``ratio_vs_datasets`` = sftmix records/s / baseline records/s.
+Each side runs ``--repeat`` times (default 3), alternating which goes first;
+the figures are the medians. Prints records/s for both (wall clock; CPU
+seconds of the process too, all threads counted, since on a shared machine the
+wall clock depends on the neighbours); the last line is a JSON object of the
+figures with ``ratio_vs_datasets`` = sftmix records/s / baseline records/s.
 
-    python bench/data_bench.py [--quick] [--records N]
+    python bench/data_bench.py [--quick] [--records N] [--repeat R]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -82,28 +86,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 records (well under two minutes)")
     parser.add_argument("--records", type=int, default=None, help="number of records (default 200,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; medians are reported")
     args = parser.parse_args(argv)
     total = args.records or (20_000 if args.quick else 200_000)
     import datasets  # imported before timing so neither side pays the import
 
+    runs: dict[str, list[tuple[float, ...]]] = {"sftmix": [], "datasets": []}
     with tempfile.TemporaryDirectory(prefix="sftmix-bench-") as tmp:
         folder = Path(tmp)
         paths = make_records(total, folder)
         size_mb = sum(p.stat().st_size for p in paths) / 1e6
-        base_s, base_cpu, base_n = run_datasets(paths, folder / "hf-cache")
-        build_s, build_cpu, write_s, n = run_sftmix(paths, folder / "mix")
+        for rep in range(args.repeat):
+            order = ("datasets", "sftmix") if rep % 2 == 0 else ("sftmix", "datasets")
+            for side in order:
+                if side == "datasets":
+                    base_s, base_cpu, base_n = run_datasets(paths, folder / f"hf-cache-{rep}")
+                    runs["datasets"].append((base_s, base_cpu))
+                else:
+                    build_s, build_cpu, write_s, n = run_sftmix(paths, folder / f"mix-{rep}")
+                    runs["sftmix"].append((build_s, build_cpu, write_s))
     assert n == base_n == total, (n, base_n, total)
+    build_s, build_cpu, write_s = (statistics.median(r[i] for r in runs["sftmix"]) for i in range(3))
+    base_s, base_cpu = (statistics.median(r[i] for r in runs["datasets"]) for i in range(2))
     sftmix_rate = total / build_s
     base_rate = total / base_s
-    print(f"{total} ShareGPT-style records, {size_mb:.0f} MB of JSONL (datasets {datasets.__version__})")
+    print(f"{total} ShareGPT-style records, {size_mb:.0f} MB of JSONL (datasets {datasets.__version__}); "
+          f"medians of {args.repeat} runs each")
     print(f"sftmix   load+validate+mix+manifest: {build_s:7.2f} s  {sftmix_rate:10.0f} records/s"
           f"  (+ writing data.jsonl {write_s:.2f} s)")
     print(f"datasets load+concatenate+shuffle:   {base_s:7.2f} s  {base_rate:10.0f} records/s")
     print(f"ratio (sftmix / datasets): {sftmix_rate / base_rate:.2f} by wall clock, "
-          f"{base_cpu / build_cpu:.2f} by CPU time (sftmix {build_cpu:.2f} s, datasets {base_cpu:.2f} s; "
-          f"datasets' JSON reader is multi-threaded)")
+          f"{base_cpu / build_cpu:.2f} by CPU time (sftmix {build_cpu:.2f} s, datasets {base_cpu:.2f} s)")
     figures = {
-        "records": total, "jsonl_mb": round(size_mb, 1),
+        "records": total, "jsonl_mb": round(size_mb, 1), "repeat": args.repeat,
         "sftmix_s": round(build_s, 3), "sftmix_records_per_s": round(sftmix_rate),
         "sftmix_write_s": round(write_s, 3),
         "sftmix_with_write_records_per_s": round(total / (build_s + write_s)),
@@ -112,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_with_write_vs_datasets": round(total / (build_s + write_s) / base_rate, 3),
         "sftmix_cpu_s": round(build_cpu, 3), "datasets_cpu_s": round(base_cpu, 3),
         "cpu_ratio_vs_datasets": round(base_cpu / build_cpu, 3),
+        "runs": {side: [[round(x, 3) for x in r] for r in rs] for side, rs in runs.items()},
     }
     print(json.dumps(figures))
     return 0

@@ -7,6 +7,9 @@ Modules (imported on use, so that importing :mod:`sftmix.data.records` stays lig
 * ``formats``  -- ``READERS``: gsm8k, gsm8k_rft, math, alpaca, sharegpt, messages, humaneval, mbpp, ifeval;
 * ``validate`` -- the record checks and :class:`RecordError`;
 * ``sources``  -- ``load_source(spec) -> LoadedSource``;
+* ``columnar`` -- conversation JSONL files parsed and checked column-wise in Arrow;
+* ``duplicates`` -- exact duplicates within and across sources (fingerprint, then hash);
+* ``sequence`` -- ``ExampleSeq``: a mixture as index arrays, Examples built on access;
 * ``filters``  -- ``FILTERS`` (``no_code_math``); ``decontam`` -- n-gram decontamination;
 * ``sampling`` -- ``nested_indices(n, amount, seed, *, kind)``, proportions;
 * ``spec``     -- ``MixtureSpec`` / ``SourceSpec`` and ``load_mixture_spec(path)``;

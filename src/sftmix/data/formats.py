@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from sftmix.data.records import Example, Message
 from sftmix.data.validate import (
@@ -49,12 +49,24 @@ from sftmix.data.validate import (
 from sftmix.registry import Registry
 
 
+class Layout(NamedTuple):
+    """Where a conversation format keeps its turns (a reader's ``columnar`` attribute)."""
+
+    field: str
+    role_key: str
+    content_key: str
+    roles: Mapping[str, str]  # the format's role names -> system / user / assistant
+    keeps_id: bool  # the record's own "id" goes to metadata.orig_id
+
+
 class Reader(ABC):
     """Reads the records of one source; an instance may keep state across records (gsm8k_rft)."""
 
     default_ability: ClassVar[str] = "general"
     # False for prompt-only evaluation files: their records need not end with an assistant turn.
     training: ClassVar[bool] = True
+    # Set for conversation formats that sftmix.data.columnar can read and check column-wise.
+    columnar: ClassVar[Layout | None] = None
 
     def __init__(self, source: str, ability: str | None = None) -> None:
         self.source = source
@@ -173,6 +185,8 @@ _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assista
 
 @READERS.register("sharegpt")
 class ShareGptReader(Reader):
+    columnar = Layout("conversations", "from", "value", _SHAREGPT_ROLES, keeps_id=True)
+
     def read(self, raw: Any, index: int) -> Example:
         raw = require_mapping(raw)
         turns = turn_list(require_list(raw, "conversations"), "conversations", "from", "value",
@@ -186,6 +200,8 @@ _OPENAI_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
 
 @READERS.register("messages")
 class MessagesReader(Reader):
+    columnar = Layout("messages", "role", "content", _OPENAI_ROLES, keeps_id=False)
+
     def read(self, raw: Any, index: int) -> Example:
         raw = require_mapping(raw)
         turns = turn_list(require_list(raw, "messages"), "messages", "role", "content", _OPENAI_ROLES)

@@ -27,22 +27,22 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sftmix.data.records import Example
+from sftmix.data.sequence import column_of, ids_of
 
 MANIFEST_FORMAT = 1
 
 TokenCounter = Callable[[Example], tuple[int, int]]
 
 
-def ids_sha256(examples: Iterable[Example]) -> str:
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(ex.id.encode())
-        h.update(b"\n")
-    return h.hexdigest()
+def ids_sha256(examples: Sequence[Example]) -> str:
+    """sha256 of the ids, each followed by a newline (read without building Examples where possible)."""
+    ids = ids_of(examples)
+    text = "\n".join(ids) + "\n" if ids else ""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class TokenTally:
@@ -65,7 +65,7 @@ class TokenTally:
         return {"tokens": tokens, "trainable_tokens": trainable}
 
 
-def entry_report(target: str, kind: str, requested: float, available: int, chosen: list[Example],
+def entry_report(target: str, kind: str, requested: float, available: int, chosen: Sequence[Example],
                  seed: int, tally: TokenTally) -> dict[str, Any]:
     return {
         "target": target,
@@ -80,19 +80,13 @@ def entry_report(target: str, kind: str, requested: float, available: int, chose
     }
 
 
-def total_report(examples: list[Example], tally: TokenTally, hash_of: dict[str, str]) -> dict[str, Any]:
-    # A content hash chosen from two different sources is a cross-source duplicate.
-    first_source: dict[str, str] = {}
-    cross: set[str] = set()
-    for ex in examples:
-        h = hash_of.get(ex.id)
-        if h is not None and first_source.setdefault(h, ex.source) != ex.source:
-            cross.add(h)
+def total_report(examples: Sequence[Example], tally: TokenTally, cross_source_duplicates: int
+                 ) -> dict[str, Any]:
     return {
         "count": len(examples),
-        "by_ability": dict(sorted(Counter(ex.ability for ex in examples).items())),
-        "by_source": dict(sorted(Counter(ex.source for ex in examples).items())),
-        "cross_source_duplicates": len(cross),
+        "by_ability": dict(sorted(Counter(column_of(examples, "ability")).items())),
+        "by_source": dict(sorted(Counter(column_of(examples, "source")).items())),
+        "cross_source_duplicates": cross_source_duplicates,
         "ids_sha256": ids_sha256(examples),
         **tally.totals(examples),
     }

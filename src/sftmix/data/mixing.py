@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,12 @@ from tqdm import tqdm
 
 from sftmix.artifacts import building, is_complete
 from sftmix.data.decontam import NgramIndex, decontaminate
+from sftmix.data.duplicates import cross_source_duplicates
 from sftmix.data.loading import gc_paused
 from sftmix.data.manifest import MANIFEST_FORMAT, TokenTally, entry_report, ids_sha256, total_report
 from sftmix.data.records import Example
 from sftmix.data.sampling import derive_seed, nested_indices, proportional_counts, shuffled
+from sftmix.data.sequence import ExampleSeq, json_lines
 from sftmix.data.sources import LoadedSource, load_source, resolve, source_sha256
 from sftmix.data.spec import EntrySpec, MixtureSpec, SourceSpec, check_mixture, raise_problems
 from sftmix.errors import DataError, SftmixError
@@ -57,7 +59,9 @@ MANIFEST_FILE = "manifest.json"
 
 @dataclass
 class Mixture:
-    examples: list[Example]
+    """The examples in order (built into Examples as they are read) and the manifest."""
+
+    examples: Sequence[Example]
     manifest: dict[str, Any]
 
 
@@ -68,12 +72,12 @@ class _Builder:
         self.base_dir = base_dir
         self.tally = TokenTally(count_tokens)
         self.loaded: dict[str, LoadedSource] = {}
-        self.sub: dict[str, tuple[list[Example], dict[str, Any]]] = {}
+        self.sub: dict[str, tuple[ExampleSeq, dict[str, Any]]] = {}
         self.eval_sets: list[dict[str, Any]] = []
         self.index: NgramIndex | None = None
         self.dirs: dict[str, dict[str, Any]] = {}
 
-    def pool(self, name: str) -> list[Example]:
+    def pool(self, name: str) -> Sequence[Example]:
         if name not in self.loaded:
             loaded = load_source(self.spec.source(name), base_dir=self.base_dir)
             if self.index is not None:
@@ -99,25 +103,25 @@ class _Builder:
         self.index = NgramIndex.from_examples(examples, deco.n)
 
     def entries(self, entries: list[EntrySpec], shuffle: bool, total: int | None
-                ) -> tuple[list[Example], list[dict[str, Any]]]:
+                ) -> tuple[ExampleSeq, list[dict[str, Any]]]:
         pools = [self.entry_pool(e) for e in entries]
         amounts = [e.amount() for e in entries]
         if amounts and amounts[0][0] == "proportion":
             counts = proportional_counts([len(p) for p in pools], [a[1] for a in amounts], total)
             amounts = [("count", c) for c in counts]
-        out: list[Example] = []
+        parts: list[ExampleSeq] = []
         reports = []
         for entry, pool, (kind, value) in zip(entries, pools, amounts, strict=True):
             seed = derive_seed(self.spec.seed, *self.seed_parts(entry))
             idx = nested_indices(len(pool), value, seed, kind="count" if kind == "count" else "fraction")
-            chosen = [pool[i] for i in idx]
+            chosen = ExampleSeq.of(pool).take(idx)
             requested_kind, requested = entry.amount()
             reports.append(entry_report(entry.target, requested_kind, requested, len(pool), chosen,
                                         seed, self.tally))
-            out += chosen
+            parts.append(chosen)
+        out = ExampleSeq.concat(parts)
         if shuffle:
-            order = shuffled(len(out), derive_seed(self.spec.seed, "shuffle"))
-            out = [out[i] for i in order]
+            out = out.take(shuffled(len(out), derive_seed(self.spec.seed, "shuffle")))
         return out, reports
 
     @staticmethod
@@ -128,7 +132,7 @@ class _Builder:
             return ("mixture", entry.mixture)
         return ("mixture_dir", str(entry.mixture_dir))
 
-    def entry_pool(self, entry: EntrySpec) -> list[Example]:
+    def entry_pool(self, entry: EntrySpec) -> Sequence[Example]:
         if entry.source is not None:
             return self.pool(entry.source)
         if entry.mixture is not None:
@@ -140,7 +144,7 @@ class _Builder:
                                         "count": len(examples)}
         return examples
 
-    def submixture(self, name: str) -> list[Example]:
+    def submixture(self, name: str) -> ExampleSeq:
         if name not in self.sub:
             sub = self.spec.mixtures[name]
             examples, reports = self.entries(sub.entries, sub.shuffle, sub.total)
@@ -157,9 +161,8 @@ def build_mixture(spec: MixtureSpec, *, base_dir: Path | None = None,
     with gc_paused():
         b.load_eval_sets()
         examples, reports = b.entries(spec.entries, spec.shuffle, spec.total)
-    hash_of: dict[str, str] = {}
-    for loaded in b.loaded.values():
-        hash_of.update(loaded.hash_of)
+
+    cross = cross_source_duplicates(examples, {id(loaded.examples) for loaded in b.loaded.values()})
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": spec.name,
@@ -172,7 +175,7 @@ def build_mixture(spec: MixtureSpec, *, base_dir: Path | None = None,
         "mixtures": {name: b.sub[name][1] for name in sorted(b.sub)},
         "mixture_dirs": dict(sorted(b.dirs.items())),
         "entries": reports,
-        "total": total_report(examples, b.tally, hash_of),
+        "total": total_report(examples, b.tally, cross),
     }
     log.info("mixture: %d examples from %d sources", len(examples), len(b.loaded))
     return Mixture(examples, manifest)
@@ -198,9 +201,9 @@ def write_mixture(mixture: Mixture, out_dir: Path) -> Path:
                               "folder (nothing was written)")
     with building(out_dir, {"kind": "mixture", "count": len(mixture.examples)}) as tmp:
         with open(tmp / DATA_FILE, "w", encoding="utf-8") as f:
-            for ex in tqdm(mixture.examples, desc="writing", unit="ex", disable=None,
-                           mininterval=1.0, leave=False):
-                f.write(ex.to_json())
+            for line in tqdm(json_lines(mixture.examples), desc="writing", unit="ex", disable=None,
+                             total=len(mixture.examples), mininterval=1.0, leave=False):
+                f.write(line)
                 f.write("\n")
         (tmp / MANIFEST_FILE).write_text(manifest_text, encoding="utf-8")
     return out_dir

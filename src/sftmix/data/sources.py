@@ -6,7 +6,9 @@ Public API::
 
 ``LoadedSource.examples`` are the records that survived validation (with
 ``on_error: skip``), the source's filters and, if ``drop_duplicates``, the
-removal of exact duplicates. ``LoadedSource.report()`` is the source's part of
+removal of exact duplicates -- a list, or for a conversation JSONL file read
+column-wise (:mod:`sftmix.data.columnar`) a sequence that builds each Example
+when it is read. ``LoadedSource.report()`` is the source's part of
 a manifest: path as written, sha256 of the file, reader, counts at each step
 and the first reasons of every skip and drop.
 """
@@ -14,15 +16,20 @@ and the first reasons of every skip and drop.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
+from sftmix.data.columnar import ColumnarPool, Conversations, read_table, turn_column
+from sftmix.data.duplicates import content_hash, mark_duplicates
 from sftmix.data.filters import apply_filters
-from sftmix.data.formats import READERS
+from sftmix.data.formats import READERS, Reader
 from sftmix.data.loading import RawRecord, gc_paused, read_hub, read_raw
 from sftmix.data.records import Example
 from sftmix.data.spec import SourceSpec
@@ -38,7 +45,7 @@ REASONS_KEPT = 5  # first reasons per kind of problem kept in the report
 @dataclass
 class LoadedSource:
     spec: SourceSpec
-    examples: list[Example]
+    examples: Sequence[Example]
     sha256: str | None
     records_read: int
     skipped: int = 0
@@ -49,7 +56,6 @@ class LoadedSource:
     duplicates_dropped: int = 0
     folder: bool = False  # a datasets folder: its split matters
     decontamination: dict[str, Any] | None = None  # set by a mixture with eval sets
-    hash_of: dict[str, str] = field(default_factory=dict)  # id -> content hash
 
     @property
     def name(self) -> str:
@@ -57,6 +63,8 @@ class LoadedSource:
 
     @property
     def ability(self) -> str:
+        if isinstance(self.examples, ColumnarPool):
+            return self.examples.ability
         return self.examples[0].ability if self.examples else (self.spec.ability or
                                                                READERS.get(self.spec.format).default_ability)
 
@@ -104,6 +112,11 @@ def _load(spec: SourceSpec, base_dir: Path | None) -> LoadedSource:
     reader = READERS.get(spec.format)(spec.name, spec.ability)
     if spec.path is not None:
         location: Path | None = resolve(spec.path, base_dir)
+        assert location is not None
+        if reader.columnar is not None and location.is_file():
+            columnar = _load_columnar(spec, reader, location)
+            if columnar is not None:
+                return _finish(columnar)
         raws = read_raw(location, split=spec.split)
         sha = source_sha256(location)
         shown: str = spec.path
@@ -114,11 +127,59 @@ def _load(spec: SourceSpec, base_dir: Path | None) -> LoadedSource:
     examples, skipped, reasons = _read_all(raws, reader, shown, spec.on_error)
     loaded = LoadedSource(spec, examples, sha, len(raws), skipped, reasons,
                           folder=location is not None and location.is_dir())
+    return _finish(loaded)
+
+
+def _finish(loaded: LoadedSource) -> LoadedSource:
+    """Filters and duplicates, the steps after reading either way."""
+    spec = loaded.spec
     if spec.filters:
         loaded.examples, loaded.filtered = apply_filters(loaded.examples, spec.filters, limit=REASONS_KEPT)
-    _mark_duplicates(loaded)
-    log.info("source %s: %d read, %d skipped, %d kept", spec.name, len(raws), skipped, len(loaded.examples))
+    mark_duplicates(loaded, REASONS_KEPT)
+    log.info("source %s: %d read, %d skipped, %d kept", spec.name, loaded.records_read, loaded.skipped,
+             len(loaded.examples))
     return loaded
+
+
+def _load_columnar(spec: SourceSpec, reader: Reader, location: Path) -> LoadedSource | None:
+    """A conversation JSONL file read and checked column-wise, or None to read it record by record.
+
+    Records the columnar checks reject go through the reader one by one, for the
+    message the per-record path gives; should the reader accept one of them, the
+    whole file is read the per-record way instead (the two paths never disagree).
+    """
+    layout = reader.columnar
+    assert layout is not None and spec.path is not None
+    read = read_table(location)
+    if read is None:
+        return None
+    table, body, end, sha = read
+    column = turn_column(table, layout.field, layout.role_key, layout.content_key)
+    if column is None:
+        return None
+    turns = Conversations(column, layout.role_key, layout.content_key, layout.roles)
+    ok = turns.valid(assistant_last=reader.training)
+    skipped, reasons = 0, []
+    bad = np.flatnonzero(~ok).tolist()
+    if bad:
+        lines = body[:end].split(b"\n")
+        for position in bad:
+            try:
+                reader.read(json.loads(lines[position]), position)
+            except RecordError as exc:
+                message = _problem(spec.path, RawRecord(None, position + 1), exc)
+                if spec.on_error == "raise":
+                    raise DataError(f"{message} (set 'on_error: skip' on the source to skip such records)") from None
+                skipped += 1
+                if len(reasons) < REASONS_KEPT:
+                    reasons.append(message)
+                continue
+            except ValueError:  # json.loads disagrees with pyarrow's parser
+                return None
+            return None
+    orig_ids = table.column("id").to_pylist() if layout.keeps_id and "id" in table.column_names else None
+    pool = ColumnarPool(turns, np.flatnonzero(ok), spec.name, reader.ability, orig_ids)
+    return LoadedSource(spec, pool, sha, table.num_rows, skipped, reasons)
 
 
 def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str
@@ -134,9 +195,7 @@ def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str
                 raise RecordError("(record)", raw.error)
             examples.append(read(raw.data, position))
         except RecordError as exc:
-            loc = where(shown, raw.line, raw.index)
-            field = f", field '{exc.field}'" if exc.field != "(record)" else ""
-            message = f"{loc}{field}: {exc.message}"
+            message = _problem(shown, raw, exc)
             if on_error == "raise":
                 raise DataError(f"{message} (set 'on_error: skip' on the source to skip such records)") from None
             skipped += 1
@@ -145,28 +204,11 @@ def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str
     return examples, skipped, reasons
 
 
-def content_hash(ex: Example) -> str:
-    """``Example.content_hash()`` in one sha256 call: the same bytes, fed at once (the hot path)."""
-    parts = []
-    for m in ex.messages:
-        parts += (m.role, "\x00", " ".join(m.content.split()), "\x01")
-    return hashlib.sha256("".join(parts).encode()).hexdigest()
+def _problem(shown: str, raw: RawRecord, exc: RecordError) -> str:
+    """'file, line N, field F: what is wrong' for one bad record."""
+    loc = where(shown, raw.line, raw.index)
+    field = f", field '{exc.field}'" if exc.field != "(record)" else ""
+    return f"{loc}{field}: {exc.message}"
 
 
-def _mark_duplicates(loaded: LoadedSource) -> None:
-    seen: dict[str, str] = {}
-    kept: list[Example] = []
-    for ex in loaded.examples:
-        h = loaded.hash_of[ex.id] = content_hash(ex)
-        first = seen.get(h)
-        if first is None:
-            seen[h] = ex.id
-            kept.append(ex)
-            continue
-        loaded.duplicates += 1
-        if len(loaded.duplicate_examples) < REASONS_KEPT:
-            loaded.duplicate_examples.append({"id": ex.id, "duplicate_of": first})
-        if not loaded.spec.drop_duplicates:
-            kept.append(ex)
-    loaded.duplicates_dropped = len(loaded.examples) - len(kept)
-    loaded.examples = kept
+__all__ = ["LoadedSource", "content_hash", "load_source", "resolve", "source_sha256"]
