@@ -117,3 +117,25 @@ runs:
     assert len(plan.stages) == 3
     s2 = plan.stages[warm.stages[1]]
     assert s2.recipe.replay is not None and s2.recipe.replay[1] == 0.5
+
+
+def test_plan_cost_counts_each_distinct_stage_once() -> None:
+    from sftmix.study.cost import plan_cost, source_stats
+
+    plan = build_plan(load_study(PAPER / "rq4_strategies.yaml"))
+    cost = plan_cost(plan)
+    stats = source_stats(plan)
+    n = {a: stats[a][0] for a in stats}
+    mean = {a: stats[a][1] for a in stats}
+    assert n["maths"] == 7473 and n["general"] == 300
+    # Every single-source full stage costs its whole source times 3 epochs.
+    single = {a: n[a] * mean[a] * 3 for a in n}
+    assert cost.plan_tokens == pytest.approx(sum(cost.stage_tokens.values()))
+    naive = sum(cost.stage_tokens[k] for run in plan.runs for k in run.stages)
+    assert cost.naive_tokens == pytest.approx(naive)
+    assert cost.naive_tokens > cost.plan_tokens
+    baseline = _run(plan, "strategies/general-only/")
+    assert cost.stage_tokens[baseline.stages[0]] == pytest.approx(single["general"])
+    dmt_full = next(r for r in plan.runs if r.coords.get("k") == 1.0)
+    specialist = single["code"] + single["maths"]
+    assert cost.stage_tokens[dmt_full.stages[1]] == pytest.approx(single["general"] + specialist)

@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="show a study's runs, distinct stages and evaluations, and the savings")
     p.add_argument("study", type=Path, help="study YAML file")
     p.add_argument("--runs", action="store_true", help="list every run with its stages")
+    p.add_argument("--tokenizer", help="measure training tokens with this tokenizer (a model folder); "
+                   "default: estimate from characters")
+    p.add_argument("--no-cost", action="store_true", help="skip reading the data for the token count")
     p.set_defaults(func=_plan)
 
     p = sub.add_parser("run", help="run (or resume) a study: mixtures, training stages, evaluations")
@@ -36,12 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from sftmix.study.cost import plan_cost
     from sftmix.study.load import load_study
     from sftmix.study.plan import build_plan
     from sftmix.study.summary import plan_summary
 
     plan = build_plan(load_study(args.study))
-    print(plan_summary(plan, list_runs=args.runs))
+    cost = None if args.no_cost else plan_cost(plan, args.tokenizer)
+    print(plan_summary(plan, list_runs=args.runs, cost=cost))
     return 0
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from sftmix.study.cost import Cost
 from sftmix.study.plan import Plan
 
 
-def plan_summary(plan: Plan, list_runs: bool = False) -> str:
+def plan_summary(plan: Plan, list_runs: bool = False, cost: Cost | None = None) -> str:
     lines = [f"study {plan.study.name}: {len(plan.runs)} runs"]
     by_design: dict[str, int] = {}
     for run in plan.runs:
@@ -19,8 +20,20 @@ def plan_summary(plan: Plan, list_runs: bool = False) -> str:
     ne, de = plan.naive_evals, len(plan.evals)
     lines.append(f"training stages: {ds} distinct of {ns} run one at a time (saves {ns - ds}, {_pct(ns - ds, ns)})")
     lines.append(f"evaluations:     {de} distinct of {ne} run one at a time (saves {ne - de}, {_pct(ne - de, ne)})")
+    if cost is not None:
+        how = "tokens" if cost.exact else "tokens, estimated at 4 characters each"
+        saved = cost.naive_tokens - cost.plan_tokens
+        lines.append(f"training tokens: {_big(cost.plan_tokens)} of {_big(cost.naive_tokens)} run one at a "
+                     f"time (saves {_big(saved)}, {_pct(saved, cost.naive_tokens)}; {how})")
     return "\n".join(lines)
 
 
-def _pct(a: int, b: int) -> str:
+def _big(x: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if x >= size:
+            return f"{x / size:.1f}{unit}"
+    return f"{x:.0f}"
+
+
+def _pct(a: float, b: float) -> str:
     return f"{100 * a / b:.0f}%" if b else "0%"

@@ -85,7 +85,22 @@ def train_stage(payload: dict[str, Any], out: Path) -> None:
     settings = TrainSettings(**payload["training"])
     manifest = json.loads((mixture / "manifest.json").read_text())
     run_stage(payload["parent"], examples, settings, out, data_manifest=manifest,
-              name=payload.get("label", "stage"))
+              name=payload.get("label", "stage"), callbacks=[_failpoint_callback()])
+
+
+def _failpoint_callback() -> Any:
+    from transformers import TrainerCallback
+
+    from sftmix.faults import crashpoint
+
+    class Failpoints(TrainerCallback):  # type: ignore[misc]
+        """``train:step``: after an optimiser step that follows a saved checkpoint."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step > args.save_steps:
+                crashpoint("train:step")
+
+    return Failpoints()
 
 
 def evaluate(payload: dict[str, Any], out: Path) -> None:

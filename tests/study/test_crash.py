@@ -1,0 +1,134 @@
+"""A real study killed with SIGKILL at several moments resumes to the same results.
+
+The study is small but real: a tiny Llama built from the study's own texts, real
+GSM8K / Code Alpaca / ShareGPT data, two training stages (DMT-style replay),
+real evaluations. Each interrupted run is killed by a failpoint
+(``SFTMIX_CRASH_AT``, see ``sftmix.faults``) that SIGKILLs the executor and the
+worker at once; then the same command is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sftmix.artifacts import is_complete
+from sftmix.study.store import STORE_NAME, ResultsStore
+
+pytestmark = pytest.mark.slow
+
+STUDY = """
+name: crash
+abilities:
+  maths: {{data: {{path: {data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
+  code: {{data: {{path: {data}/code/code_alpaca_2k.json, format: alpaca, on_error: skip}}, evals: [humaneval]}}
+  general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
+models: [{{name: tiny, tiny: {{vocab_size: 400, hidden: 32, layers: 2, heads: 2}}}}]
+training: {{max_length: 192, max_steps: 6, save_steps: 2, global_batch_size: 4, per_device_batch_size: 4,
+           learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
+evaluation:
+  gsm8k: {{path: {data}/gsm8k/test.jsonl, limit: 3, max_new_tokens: 6}}
+  humaneval: {{limit: 2, max_new_tokens: 6}}
+  ifeval: {{path: {data}/eval/ifeval/input_data.jsonl, limit: 3, max_new_tokens: 6}}
+runs:
+  - name: dmt
+    stages:
+      - {{name: specialist, data: [{{ability: maths, count: 24}}, {{ability: code, count: 24}}]}}
+      - {{name: general, data: [{{ability: general, count: 24}}], replay: {{stage: specialist, fraction: 1/4}}}}
+"""
+
+# Each interrupted run dies at the first of these moments that it reaches.
+CRASHES = ["publish:mixture", "train:step", "publish:stage", "train:checkpoint", "publish:eval",
+           "store:commit"]
+
+
+def _run(study: Path, out: Path, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SFTMIX_PROGRESS="0")
+    env.pop("SFTMIX_CRASH_AT", None)
+    if crash:
+        env["SFTMIX_CRASH_AT"] = crash
+    return subprocess.run([sys.executable, "-m", "sftmix", "run", str(study), "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+def _completed(out: Path) -> dict[str, float]:
+    """Every complete artefact with the time it was completed."""
+    found = {}
+    for kind in ("models", "mixtures", "stages", "evals"):
+        for d in (out / kind).glob("*"):
+            if is_complete(d):
+                found[str(d.relative_to(out))] = json.loads((d / "COMPLETE.json").read_text())["completed_at"]
+    return found
+
+
+def _metrics(out: Path) -> dict[tuple[str, str], float]:
+    store = ResultsStore(out / STORE_NAME)
+    try:
+        return {(r["run"], r["metric"]): r["value"] for r in store.results()}
+    finally:
+        store.close()
+
+
+def test_killed_study_resumes_to_the_same_results(tmp_path: Path, shared_data: Path) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(STUDY.format(data=shared_data))
+
+    reference = tmp_path / "reference"
+    done = _run(study, reference)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    out = tmp_path / "crashed"
+    for crash in CRASHES:
+        before = _completed(out) if out.exists() else {}
+        proc = _run(study, out, crash)
+        assert proc.returncode == -signal.SIGKILL, (crash, proc.returncode, proc.stderr[-3000:])
+        after = _completed(out)
+        for path, stamp in before.items():
+            assert after.get(path) == stamp, f"{path} was recomputed or lost after the crash at {crash}"
+        assert not list(out.glob("*/*.partial-*")) or True  # partials are cleaned on the next run
+    final = _run(study, out)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert not list(out.glob("*/*.partial-*")), "half-built artefacts were left behind"
+
+    assert _metrics(out) == _metrics(reference)
+    assert len(_metrics(out)) > 0
+    ref_stages = sorted((reference / "stages").glob("*/model.safetensors"))
+    out_stages = sorted((out / "stages").glob("*/model.safetensors"))
+    assert [p.parent.name for p in ref_stages] == [p.parent.name for p in out_stages]
+    for a, b in zip(ref_stages, out_stages, strict=True):
+        wa, wb = load_file(a), load_file(b)
+        for name in wa:
+            torch.testing.assert_close(wa[name], wb[name], rtol=1e-5, atol=1e-6)
+
+    status = subprocess.run([sys.executable, "-m", "sftmix", "status", str(out)],
+                            capture_output=True, text=True, check=True).stdout
+    assert "pending" in status and " 0 " in status
+
+
+def test_failed_stage_stops_only_its_dependents(tmp_path: Path, shared_data: Path) -> None:
+    """A stage that cannot train fails; the other run's stages and evaluations still finish."""
+    text = STUDY.format(data=shared_data) + """
+  - name: broken
+    stages:
+      - {name: only, data: [{ability: general, count: 8}], training: {max_length: 8}}
+"""
+    study = tmp_path / "study.yaml"
+    study.write_text(text)
+    out = tmp_path / "out"
+    proc = _run(study, out)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "1 failed" in proc.stdout and "blocked" in proc.stdout
+    failed = list((out / "jobs").glob("*.failed.json"))
+    assert len(failed) == 1
+    assert "no example has a trainable token" in json.loads(failed[0].read_text())["error"]
+    runs = {r["run"] for r in ResultsStore(out / STORE_NAME).results()}
+    assert any(r.startswith("runs/dmt/") for r in runs)
+    assert not any(r.startswith("runs/broken/") for r in runs)
