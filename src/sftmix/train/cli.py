@@ -1,0 +1,51 @@
+"""``sftmix train CONFIG.yaml [-o DIR]``: run one schedule of training stages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="fine-tune a model through a schedule of stages (a strategy or explicit stages)",
+        description="Run a training schedule: each stage starts from the previous stage's weights. "
+                    "Completed stages are reused; an interrupted stage resumes from its last checkpoint. "
+                    "For several processes or GPUs, run it under `accelerate launch -m sftmix train ...`.",
+    )
+    p.add_argument("config", type=Path, help="schedule YAML (see configs/train/)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output folder (default: the config's output_dir, else runs/<config name>)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sftmix.config import read_yaml, validate
+    from sftmix.train.config import ScheduleConfig
+    from sftmix.train.schedule import plan_schedule, run_schedule
+    from sftmix.train.stage import process_state
+
+    source = str(args.config)
+    data, node = read_yaml(args.config)
+    config = validate(ScheduleConfig, data, source, node)
+    stages = plan_schedule(config, source, node)  # every stage's settings are checked before any work
+    base_dir = args.config.resolve().parent
+    if args.output is not None:
+        out = args.output
+    elif config.output_dir is not None:
+        out = Path(config.output_dir) if Path(config.output_dir).is_absolute() else base_dir / config.output_dir
+    else:
+        out = Path("runs") / args.config.stem
+    state = process_state()
+    if state.is_main_process:
+        names = ", ".join(s.dirname for s in stages)
+        print(f"training {len(stages)} stage(s) into {out}: {names}", flush=True)
+    outputs = run_schedule(config, out, base_dir=base_dir, source=source)
+    if state.is_main_process:
+        for path in outputs:
+            print(f"stage: {path}")
+        print(f"final model: {outputs[-1]}")
+    return 0

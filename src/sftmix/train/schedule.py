@@ -1,0 +1,236 @@
+"""Training strategies as schedules: lists of stages, each starting from the previous one's weights.
+
+A schedule is ``[stage 1, stage 2, ...]``; every stage is a full SFT run (its own
+data, fresh optimiser and learning-rate schedule) whose parent is the previous
+stage's output, the first one's the base model. The reference study's four
+strategies are built in and registered by name in :data:`STRATEGIES`; any other
+N-stage schedule is written out as ``stages:`` in YAML.
+
+Built-in strategies over per-ability ``sources`` (ability -> mixture folder or
+JSONL file of examples):
+
+* ``multi_task`` -- one stage on the union of all sources;
+* ``sequential`` -- one stage per ability in ``order`` (default code, maths, general);
+* ``mixed_sequential`` -- the specialist sources (all but ``general``) together,
+  then the general source;
+* ``dmt`` -- dual-stage mixed fine-tuning: stage 1 as mixed sequential, stage 2 the
+  general source plus a nested, seeded fraction ``k`` of the specialist pool
+  (k = 0 gives exactly mixed sequential's stage 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError
+
+from sftmix.artifacts import is_complete
+from sftmix.config import StrictModel, describe_validation_error
+from sftmix.errors import ConfigError
+from sftmix.hashing import config_hash
+from sftmix.registry import Registry
+from sftmix.train.config import (
+    DataPart,
+    FileRef,
+    FileSpec,
+    ModelSource,
+    ScheduleConfig,
+    StageConfig,
+    TrainSettings,
+)
+
+log = logging.getLogger(__name__)
+
+GENERAL = "general"
+Sources = dict[str, FileSpec | list[FileSpec]]
+
+
+def _fraction(value: Any) -> Any:
+    if isinstance(value, str) and "/" in value:
+        num, _, den = value.partition("/")
+        try:
+            return float(num) / float(den)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"expected a number or a fraction such as '1/256', found {value!r}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class Strategy:
+    options: type[StrictModel]
+    build: Callable[[Sources, Any], list[StageConfig]]
+
+
+STRATEGIES: Registry[Strategy] = Registry("training strategy")
+
+
+def _need(sources: Sources, names: Sequence[str], strategy: str) -> None:
+    missing = [n for n in names if n not in sources]
+    if missing:
+        raise ConfigError(f"strategy '{strategy}' needs sources {missing}; the config has "
+                          f"{sorted(sources)}")
+
+
+def _part(sources: Sources, names: Sequence[str], fraction: float = 1.0, seed: int = 0) -> DataPart:
+    files: list[FileSpec] = []
+    for name in names:
+        value = sources[name]
+        files.extend(value if isinstance(value, list) else [value])
+    return DataPart(path=files, fraction=fraction, seed=seed)
+
+
+def _specialists(sources: Sources, general: str, strategy: str) -> list[str]:
+    _need(sources, [general], strategy)
+    names = [n for n in sources if n != general]
+    if not names:
+        raise ConfigError(f"strategy '{strategy}' needs at least one specialist source besides "
+                          f"'{general}'; the config has {sorted(sources)}")
+    return names
+
+
+class NoOptions(StrictModel):
+    pass
+
+
+class SequentialOptions(StrictModel):
+    order: list[str] = Field(default_factory=lambda: ["code", "maths", "general"], min_length=1)
+
+
+class MixedSequentialOptions(StrictModel):
+    general: str = GENERAL
+
+
+class DmtOptions(StrictModel):
+    k: Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=1)]
+    general: str = GENERAL
+    seed: int = 0
+
+
+def multi_task(sources: Sources, options: NoOptions) -> list[StageConfig]:
+    return [StageConfig(name="multi_task", data=[_part(sources, [n]) for n in sources])]
+
+
+def sequential(sources: Sources, options: SequentialOptions) -> list[StageConfig]:
+    _need(sources, options.order, "sequential")
+    return [StageConfig(name=n, data=[_part(sources, [n])]) for n in options.order]
+
+
+def mixed_sequential(sources: Sources, options: MixedSequentialOptions) -> list[StageConfig]:
+    specialists = _specialists(sources, options.general, "mixed_sequential")
+    return [StageConfig(name="specialist", data=[_part(sources, specialists)]),
+            StageConfig(name=options.general, data=[_part(sources, [options.general])])]
+
+
+def dmt(sources: Sources, options: DmtOptions) -> list[StageConfig]:
+    specialists = _specialists(sources, options.general, "dmt")
+    # Stage 1 is the same stage as mixed sequential's; stage 2 replays a nested
+    # fraction k of the specialist pool, so a larger k contains a smaller one.
+    replay = _part(sources, specialists, options.k, options.seed)
+    return [StageConfig(name="specialist", data=[_part(sources, specialists)]),
+            StageConfig(name=f"{options.general}_replay", data=[_part(sources, [options.general]), replay])]
+
+
+STRATEGIES.add("multi_task", Strategy(NoOptions, multi_task))
+STRATEGIES.add("sequential", Strategy(SequentialOptions, sequential))
+STRATEGIES.add("mixed_sequential", Strategy(MixedSequentialOptions, mixed_sequential))
+STRATEGIES.add("dmt", Strategy(DmtOptions, dmt))
+
+
+@dataclass
+class PlannedStage:
+    index: int
+    config: StageConfig
+    settings: TrainSettings
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.index:02d}-{self.config.name}"
+
+
+def plan_schedule(config: ScheduleConfig, source: str = "schedule", node: Any = None) -> list[PlannedStage]:
+    """The stages of a schedule with their fully resolved settings, validated before anything runs.
+
+    ``node`` is the YAML node tree of the file (``sftmix.config.read_yaml``), for line numbers.
+    """
+    if config.strategy is not None:
+        strategy = STRATEGIES.get(config.strategy.name)
+        try:
+            options = strategy.options.model_validate(config.strategy.options)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, source, node, ("strategy", "options"))) from None
+        stages = strategy.build(config.sources, options)
+    else:
+        stages = list(config.stages)
+    planned = []
+    for i, stage in enumerate(stages):
+        try:
+            settings = TrainSettings.model_validate({**config.training, **stage.training})
+        except ValidationError as exc:
+            # Point at the stage's own override when the bad field is one, else the shared block.
+            own = config.stages and any(e["loc"] and e["loc"][0] in stage.training for e in exc.errors())
+            prefix: tuple[Any, ...] = ("stages", i, "training") if own else ("training",)
+            raise ConfigError(describe_validation_error(exc, source, node, prefix)) from None
+        planned.append(PlannedStage(i + 1, stage, settings))
+    return planned
+
+
+def _texts(examples_of: Iterator[Any]) -> Iterator[str]:
+    for example in examples_of:
+        for message in example.messages:
+            yield message.content
+
+
+def resolve_base_model(model: ModelSource, out_dir: Path, stages: Sequence[PlannedStage],
+                       base_dir: Path | None = None) -> Path:
+    """A Hugging Face folder for the schedule's base model (imported or built under ``out_dir``)."""
+    from sftmix.train.models import build_tiny_llama, check_model_dir, import_gguf, resolve_gguf
+    from sftmix.train.stage import read_file
+
+    def local(p: str) -> Path:
+        return Path(p) if base_dir is None or Path(p).is_absolute() else base_dir / p
+
+    if model.path is not None:
+        return check_model_dir(local(model.path))
+    if model.gguf is not None:
+        gguf = resolve_gguf(model.gguf if model.gguf == "smollm2" else str(local(model.gguf)))
+        return import_gguf(gguf, out_dir / f"base-{config_hash({'gguf': gguf.name})}")
+    assert model.tiny is not None
+    tiny = model.tiny
+    refs = [FileRef(path=t) if isinstance(t, str) else t for t in tiny.texts] or list(
+        {ref.model_dump_json(): ref for s in stages for part in s.config.data for ref in part.files}.values())
+    key = config_hash({"tiny": tiny.model_dump(mode="json"), "texts": refs})
+    out = out_dir / f"base-{key}"
+    if is_complete(out):
+        return out
+    examples = (ex for ref in refs for ex in read_file(ref, base_dir)[0])
+    return build_tiny_llama(_texts(examples), out, vocab_size=tiny.vocab_size,
+                            hidden=tiny.hidden, layers=tiny.layers, heads=tiny.heads,
+                            kv_heads=tiny.kv_heads, intermediate=tiny.intermediate,
+                            max_position=tiny.max_position, seed=tiny.seed)
+
+
+def run_schedule(config: ScheduleConfig, out_dir: str | Path, *, base_dir: Path | None = None,
+                 source: str = "schedule", callbacks: Sequence[Any] = ()) -> list[Path]:
+    """Run every stage in order (completed ones are reused); returns the stage folders."""
+    from sftmix.train.stage import process_state, resolve_parts, run_stage
+
+    out_dir = Path(out_dir)
+    stages = plan_schedule(config, source)
+    state = process_state()
+    # Only the main process builds or imports the base model; the others wait for it.
+    if state.is_main_process:
+        parent = resolve_base_model(config.model, out_dir, stages, base_dir)
+    state.wait_for_everyone()
+    parent = resolve_base_model(config.model, out_dir, stages, base_dir)
+    outputs = []
+    for stage in stages:
+        examples, parts = resolve_parts(stage.config.data, base_dir)
+        log.info("stage %d/%d %s: %d examples", stage.index, len(stages), stage.config.name, len(examples))
+        parent = run_stage(parent, examples, stage.settings, out_dir / stage.dirname,
+                           data_manifest={"parts": parts}, callbacks=callbacks, name=stage.config.name)
+        outputs.append(parent)
+    return outputs

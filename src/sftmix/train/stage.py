@@ -1,0 +1,327 @@
+"""One training stage: parent weights + data + settings -> a published model folder.
+
+A stage starts from its parent's weights (a base model or the previous stage's
+folder) with a fresh optimiser and learning-rate schedule, and writes into its
+own directory ``out``:
+
+* ``model.safetensors`` + ``config.json`` + the tokenizer (LoRA merged in);
+* ``stage_config.json`` -- the resolved settings, the parent and the data;
+* ``data_manifest.json`` -- where the data came from and its token counts;
+* ``train_log.jsonl`` -- one line per logging step;
+* ``COMPLETE.json`` -- written last, the folder is renamed into place atomically.
+
+Work happens in a persistent sibling ``<out>.work/`` holding the Trainer's
+checkpoints. A stage killed at any point (SIGKILL included) and run again
+resumes from its last complete checkpoint -- weights, optimiser, scheduler, RNG
+states and the data position come back -- and ends with the same weights as a
+run that was never interrupted. A complete ``out`` is never recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sftmix.artifacts import building, is_complete, read_marker
+from sftmix.data.records import Example
+from sftmix.errors import ConfigError, DataError, SftmixError
+from sftmix.hashing import config_hash, file_sha256
+from sftmix.templates import get_template
+from sftmix.train.config import DataPart, FileRef, TrainSettings
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def process_state() -> Any:
+    """accelerate's view of the processes of this run.
+
+    ``cpu=True`` where there is no GPU: without it a CPU-only process group started by
+    ``accelerate launch --multi_gpu`` (or ``torchrun``) is taken for a single process until
+    the Trainer sets it up, and every process would think it is the main one.
+    """
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def work_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".work")
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+def read_examples(path: str | Path) -> list[Example]:
+    """Examples from a mixture folder (its ``data.jsonl``) or a JSONL file of Examples."""
+    path = Path(path)
+    file = path / "data.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise DataError(f"{path}: not found (expected a mixture folder with data.jsonl, "
+                        "or a JSONL file of examples)")
+    examples = []
+    with open(file, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                examples.append(Example.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(f"{file}, line {number}: not an example record ({exc}); expected "
+                                "one JSON object with id, ability, source and messages") from None
+    return examples
+
+
+def read_file(ref: FileRef, base_dir: Path | None = None) -> tuple[list[Example], dict[str, Any]]:
+    """The examples of one data file and its manifest entry (path as written, sha256).
+
+    A ``.yaml`` file is a mixture spec of the data layer, built here (nothing is written).
+    """
+    path = Path(ref.path) if base_dir is None or Path(ref.path).is_absolute() else base_dir / ref.path
+    if path.suffix in (".yaml", ".yml"):
+        from sftmix.data.mixing import build_mixture
+        from sftmix.data.spec import load_mixture_spec
+
+        mixture = build_mixture(load_mixture_spec(path), base_dir=path.parent)
+        return list(mixture.examples), {"path": ref.path, "sha256": file_sha256(path),
+                                        "spec_hash": mixture.manifest.get("spec_hash"),
+                                        "examples": len(mixture.examples)}
+    if ref.format is None:
+        examples = read_examples(path)
+        data_file = path / "data.jsonl" if path.is_dir() else path
+        return examples, {"path": ref.path, "sha256": file_sha256(data_file), "examples": len(examples)}
+    from sftmix.data.sources import load_source
+    from sftmix.data.spec import SourceSpec
+
+    loaded = load_source(SourceSpec(name="source", path=str(path), format=ref.format,
+                                    on_error=ref.on_error))
+    return list(loaded.examples), {"path": ref.path, "format": ref.format,
+                                   "skipped": loaded.report().get("skipped"),
+                                   "sha256": file_sha256(path) if path.is_file() else None,
+                                   "examples": len(loaded.examples)}
+
+
+def resolve_parts(parts: Sequence[DataPart], base_dir: Path | None = None
+                  ) -> tuple[list[Example], list[dict[str, Any]]]:
+    """The examples of a stage's data parts and a manifest entry for each part.
+
+    A part pools its files in order, then takes the data layer's nested, seeded
+    subset of ``fraction`` of the pool (``fraction`` 0 takes nothing: DMT with k = 0).
+    """
+    from sftmix.data.sampling import nested_indices
+
+    examples: list[Example] = []
+    entries = []
+    for part in parts:
+        pool: list[Example] = []
+        files = []
+        for ref in part.files:
+            found, entry = read_file(ref, base_dir)
+            pool.extend(found)
+            files.append(entry)
+        chosen = nested_indices(len(pool), part.fraction, part.seed) if part.fraction > 0 else []
+        examples.extend(pool[i] for i in chosen)
+        entries.append({"files": files, "pool": len(pool), "fraction": part.fraction,
+                        "seed": part.seed, "examples": len(chosen)})
+    return examples, entries
+
+
+def ids_hash(examples: Sequence[Example]) -> str:
+    return config_hash([e.id for e in examples])
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+
+def last_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest complete checkpoint; incomplete ones (killed while saving) are removed.
+
+    The Trainer writes ``trainer_state.json`` last, so its presence marks a complete one.
+    """
+    if not checkpoints.is_dir():
+        return None
+    found = sorted(((int(m.group(1)), p) for p in checkpoints.iterdir()
+                    if (m := CHECKPOINT.match(p.name)) and p.is_dir()), reverse=True)
+    for _, path in found:
+        if (path / "trainer_state.json").is_file():
+            return path
+        log.warning("removing incomplete checkpoint %s", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+# ---- the stage ------------------------------------------------------------------------------
+
+def stage_key(parent: Path, examples: Sequence[Example], settings: TrainSettings) -> str:
+    """What determines a stage's weights: parent, ordered example ids, settings."""
+    parent_id = read_marker(parent).get("key", str(parent)) if is_complete(parent) else str(parent)
+    return config_hash({"parent": parent_id, "data": ids_hash(examples),
+                        "settings": settings.model_dump(mode="json")})
+
+
+def run_stage(parent: str | Path, examples: Sequence[Example], settings: TrainSettings,
+              out: str | Path, *, data_manifest: dict[str, Any] | None = None,
+              callbacks: Sequence[Any] = (), name: str = "stage") -> Path:
+    """Train one stage and publish it at ``out``; returns ``out``.
+
+    Resumes from ``<out>.work`` when an earlier run was interrupted; returns at once if
+    ``out`` is complete. Under ``accelerate launch`` every process calls this; the main
+    process writes the output.
+    """
+    parent, out = Path(parent), Path(out)
+    key = stage_key(parent, examples, settings)
+    if is_complete(out):
+        found = read_marker(out).get("key")
+        if found != key:
+            raise ConfigError(f"{out} holds a complete stage trained from other inputs "
+                              f"(key {found}, this stage {key}); use another output folder")
+        log.info("stage %s is complete at %s", name, out)
+        return out
+    check_parent(parent)
+    if not examples:
+        raise DataError(f"stage {name}: its data holds no examples")
+    state = process_state()
+    work = work_dir(out)
+    if state.is_main_process:
+        _claim(work, key)
+    state.wait_for_everyone()
+    trainer, stats = _make_trainer(parent, examples, settings, work, callbacks, state.num_processes)
+    resume = last_checkpoint(work / "checkpoints")
+    if resume is not None:
+        log.info("stage %s: resuming from %s", name, resume)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    final = work / "final"
+    if settings.lora is None:
+        # Every process takes part: under FSDP or ZeRO-3 this gathers the sharded weights.
+        trainer.save_model(str(final))
+    state.wait_for_everyone()
+    if state.is_main_process:
+        manifest = {**(data_manifest or {}), "examples": len(examples), "ids_hash": ids_hash(examples),
+                    "tokenize": stats.to_dict(), "train_rows": len(trainer.train_dataset)}
+        resolved = {"name": name, "key": key, "parent": str(parent),
+                    "settings": settings.model_dump(mode="json"),
+                    "world_size": state.num_processes}
+        _publish(trainer, settings, work, out, manifest, resolved)
+        shutil.rmtree(work, ignore_errors=True)
+    state.wait_for_everyone()
+    return out
+
+
+def _claim(work: Path, key: str) -> None:
+    """Make ``work`` this stage's: checkpoints left by a stage with other inputs are discarded."""
+    stamp = work / "stage_key"
+    if work.is_dir() and (not stamp.is_file() or stamp.read_text().strip() != key):
+        log.warning("%s holds work of a stage with other inputs; starting afresh", work)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not stamp.is_file():
+        stamp.write_text(key + "\n")
+
+
+def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSettings, work: Path,
+                  callbacks: Sequence[Any], world_size: int) -> tuple[Any, Any]:
+    from transformers import TrainingArguments
+
+    from sftmix.train.collate import build_train_dataset, make_collator
+    from sftmix.train.models import load_model, load_tokenizer, resolve_precision
+    from sftmix.train.tokenize import tokenize_examples
+    from sftmix.train.trainer import JsonlLogCallback, SftTrainer, TokenCountingCollator
+
+    tokenizer = load_tokenizer(parent)
+    template = get_template(settings.template, tokenizer)
+    tokenized, stats = tokenize_examples(examples, tokenizer, template, settings.max_length)
+    if not tokenized:
+        raise DataError(f"no example has a trainable token within max_length={settings.max_length} "
+                        f"({stats.examples} examples given)")
+    dataset = build_train_dataset(tokenized, settings.packing, settings.max_length, settings.seed)
+    model = load_model(parent)
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if settings.lora is not None:
+        from sftmix.train.models import wrap_lora
+
+        model = wrap_lora(model, settings.lora)
+    try:
+        accumulation = settings.gradient_accumulation(world_size)
+    except ValueError as exc:
+        raise ConfigError(f"training settings: {exc}") from None
+    precision = resolve_precision(settings.precision)
+    args = TrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps or -1,
+        learning_rate=settings.learning_rate,
+        warmup_steps=settings.warmup_ratio,  # a float < 1 is a ratio of the total steps
+        lr_scheduler_type=settings.lr_scheduler,
+        per_device_train_batch_size=settings.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        # Without packing, rows of similar length share a batch (less padding); the
+        # sampler takes the lengths the dataset already knows (see SftTrainer).
+        train_sampling_strategy="group_by_length" if not settings.packing and settings.group_by_length
+        else "random",
+        bf16=precision == "bf16",
+        use_cpu=not _has_accelerator(),
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        logging_steps=settings.logging_steps,
+        report_to=settings.report_to or "none",
+        remove_unused_columns=False,
+        disable_tqdm=os.environ.get("SFTMIX_PROGRESS", "1") != "1",
+        dataloader_drop_last=False,
+        ddp_backend="gloo" if not _has_accelerator() and world_size > 1 else None,
+    )
+    collator = make_collator(settings.packing, tokenizer.pad_token_id,
+                             getattr(model.config, "_attn_implementation", "sdpa"))
+    trainer = SftTrainer(model=model, args=args, train_dataset=dataset,
+                         data_collator=TokenCountingCollator(collator), processing_class=tokenizer,
+                         callbacks=[JsonlLogCallback(work / "train_log.jsonl"), *callbacks])
+    return trainer, stats
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _publish(trainer: Any, settings: TrainSettings, work: Path, out: Path,
+             manifest: dict[str, Any], resolved: dict[str, Any]) -> None:
+    from sftmix.artifacts import write_json_atomic
+
+    with building(out, {"key": resolved["key"], "name": resolved["name"]}) as tmp:
+        if settings.lora is not None:
+            from sftmix.train.models import merge_lora
+
+            model = merge_lora(trainer.accelerator.unwrap_model(trainer.model))
+            model.save_pretrained(tmp, safe_serialization=True)
+            trainer.processing_class.save_pretrained(tmp)
+        else:
+            for item in (work / "final").iterdir():
+                if item.is_file() and item.name != "training_args.bin":
+                    shutil.copyfile(item, tmp / item.name)
+        write_json_atomic(tmp / "stage_config.json", resolved)
+        write_json_atomic(tmp / "data_manifest.json", manifest)
+        log_file = work / "train_log.jsonl"
+        if log_file.is_file():
+            shutil.copyfile(log_file, tmp / "train_log.jsonl")
+        else:
+            (tmp / "train_log.jsonl").write_text("")
+    log.info("stage published at %s", out)
+
+
+def check_parent(parent: Path) -> Path:
+    if not (parent / "config.json").is_file():
+        raise SftmixError(f"parent model {parent}: no config.json (expected a model folder or a "
+                          "completed stage)")
+    return parent

@@ -1,0 +1,69 @@
+"""``sftmix train``: runs a schedule, prints where its outputs are, reports mistakes cleanly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sftmix.artifacts import is_complete
+from tests.train.helpers import code_alpaca_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sftmix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SFTMIX_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-m", "sftmix", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_train_runs_a_strategy_on_raw_data_and_prints_its_outputs(shared_data: Path,
+                                                                 tmp_path: Path) -> None:
+    (tmp_path / "code.jsonl").write_text(
+        "".join(e.to_json() + "\n" for e in code_alpaca_examples(shared_data, 8)))
+    config = tmp_path / "mixed.yaml"
+    config.write_text(f"""
+model: {{tiny: {{vocab_size: 1024, hidden: 32, layers: 1, heads: 2}}}}
+sources:
+  code: code.jsonl
+  maths: {{path: {shared_data / 'gsm8k' / 'train.jsonl'}, format: gsm8k}}
+  general: {{path: {shared_data / 'general' / 'fastchat_identity_sharegpt.json'}, format: sharegpt}}
+strategy: {{name: mixed_sequential}}
+training:
+  max_length: 256
+  max_steps: 2
+  learning_rate: 1.0e-3
+  global_batch_size: 2
+  per_device_batch_size: 2
+  precision: fp32
+""")
+    proc = _sftmix("train", "mixed.yaml", "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "training 2 stage(s) into out: 01-specialist, 02-general"
+    assert lines[-1] == "final model: out/02-general"
+    assert "stage: out/01-specialist" in lines
+    assert is_complete(tmp_path / "out" / "01-specialist") and is_complete(tmp_path / "out" / "02-general")
+    # Run again: nothing to do, same answer.
+    again = _sftmix("train", "mixed.yaml", "-o", "out", cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.splitlines()[-1] == "final model: out/02-general"
+
+
+def test_a_bad_config_exits_2_with_file_line_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: {tiny: {}}\nstages:\n  - name: one\n    data: [{path: x.jsonl}]\n"
+                      "training:\n  learning_rate: fast\n")
+    proc = _sftmix("train", "bad.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "bad.yaml, line 6, field 'training.learning_rate': found 'fast'" in proc.stderr
+    config.write_text("model: {tiny: {}}\nstrategy: {name: dmt}\nsources: {general: g.jsonl}\n")
+    proc = _sftmix("train", "bad.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "strategy.options.k" in proc.stderr and "required" in proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing is created before the file is valid

@@ -1,0 +1,126 @@
+"""Strategies as stage schedules, YAML schedules, and a real two-stage run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sftmix.artifacts import read_marker
+from sftmix.config import load_config
+from sftmix.errors import ConfigError, SftmixError
+from sftmix.train.config import ScheduleConfig
+from sftmix.train.schedule import STRATEGIES, plan_schedule, run_schedule
+from sftmix.train.stage import resolve_parts, stage_key
+from tests.train.helpers import code_alpaca_examples, gsm8k_examples, sharegpt_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = {"code": "code.jsonl", "maths": "maths.jsonl", "general": "general.jsonl"}
+
+
+def _sources(shared_data: Path, folder: Path, n: int = 16) -> dict[str, str]:
+    data = {"code": code_alpaca_examples(shared_data, n), "maths": gsm8k_examples(shared_data, n),
+            "general": sharegpt_examples(shared_data, n // 2, min_turns=2)}
+    for name, examples in data.items():
+        (folder / SOURCES[name]).write_text("".join(e.to_json() + "\n" for e in examples))
+    return {k: str(folder / v) for k, v in SOURCES.items()}
+
+
+def _config(strategy: str, options: dict | None = None, sources: dict | None = None) -> ScheduleConfig:
+    return ScheduleConfig.model_validate({
+        "model": {"tiny": {"vocab_size": 1024, "hidden": 64, "layers": 2, "heads": 4}},
+        "sources": sources or SOURCES, "strategy": {"name": strategy, "options": options or {}},
+        "training": {"max_length": 384, "epochs": 1, "learning_rate": 1e-3, "global_batch_size": 4,
+                     "per_device_batch_size": 4, "precision": "fp32"}})
+
+
+def _names(config: ScheduleConfig) -> list[list[tuple[list[str], float]]]:
+    return [[([Path(f.path).stem for f in part.files], part.fraction) for part in s.config.data]
+            for s in plan_schedule(config)]
+
+
+def test_built_in_strategies_are_the_reference_studys() -> None:
+    assert STRATEGIES.names() == ["dmt", "mixed_sequential", "multi_task", "sequential"]
+    assert _names(_config("multi_task")) == [[(["code"], 1), (["maths"], 1), (["general"], 1)]]
+    assert _names(_config("sequential")) == [[(["code"], 1)], [(["maths"], 1)], [(["general"], 1)]]
+    assert _names(_config("sequential", {"order": ["general", "maths"]})) == [
+        [(["general"], 1)], [(["maths"], 1)]]
+    assert _names(_config("mixed_sequential")) == [[(["code", "maths"], 1)], [(["general"], 1)]]
+    assert _names(_config("dmt", {"k": "1/256"})) == [
+        [(["code", "maths"], 1)], [(["general"], 1), (["code", "maths"], 1 / 256)]]
+    dirs = [s.dirname for s in plan_schedule(_config("dmt", {"k": 0}))]
+    assert dirs == ["01-specialist", "02-general_replay"]
+
+
+def test_strategy_mistakes_name_what_is_wrong() -> None:
+    with pytest.raises(SftmixError, match="available: dmt, mixed_sequential, multi_task, sequential"):
+        plan_schedule(_config("curriculum"))
+    with pytest.raises(ConfigError, match=r"needs sources \['physics'\]"):
+        plan_schedule(_config("sequential", {"order": ["code", "physics"]}))
+    with pytest.raises(ConfigError, match=r"strategy.options.k"):
+        plan_schedule(_config("dmt", {"k": 2}))
+    with pytest.raises(ConfigError, match=r"needs at least one specialist"):
+        plan_schedule(_config("dmt", {"k": 0.5}, sources={"general": "g.jsonl"}))
+    bad = _config("multi_task")
+    bad.training = {"learning_rate": -1}
+    with pytest.raises(ConfigError, match=r"learning_rate"):
+        plan_schedule(bad)
+
+
+def test_dmt_replay_is_nested_in_k_and_k0_is_mixed_sequential(shared_data: Path, tmp_path: Path) -> None:
+    sources = _sources(shared_data, tmp_path)
+    stage2 = {}
+    for k in (0, 0.125, 0.25, 1):
+        stage = plan_schedule(_config("dmt", {"k": k}, sources))[1]
+        stage2[k], _ = resolve_parts(stage.config.data)
+    general = 8
+    assert [len(stage2[k]) - general for k in (0, 0.125, 0.25, 1)] == [0, 4, 8, 32]
+    assert {e.id for e in stage2[0.125]} <= {e.id for e in stage2[0.25]} <= {e.id for e in stage2[1]}
+    mixed = plan_schedule(_config("mixed_sequential", sources=sources))[1]
+    mixed_examples, _ = resolve_parts(mixed.config.data)
+    dmt0 = plan_schedule(_config("dmt", {"k": 0}, sources))[1]
+    # Same parent, data and settings: DMT(0)'s stage 2 is the same stage as mixed sequential's.
+    assert stage_key(tmp_path, stage2[0], dmt0.settings) == stage_key(tmp_path, mixed_examples,
+                                                                       mixed.settings)
+
+
+@pytest.mark.slow
+def test_an_n_stage_schedule_in_yaml_runs_each_stage_from_the_last(shared_data: Path,
+                                                                  tmp_path: Path) -> None:
+    _sources(shared_data, tmp_path, n=8)
+    config = {
+        "model": {"tiny": {"vocab_size": 1024, "hidden": 64, "layers": 2, "heads": 4}},
+        "training": {"max_length": 384, "epochs": 1, "learning_rate": 1e-3, "global_batch_size": 4,
+                     "per_device_batch_size": 4, "precision": "fp32"},
+        "stages": [
+            {"name": "maths", "data": [{"path": "maths.jsonl"}]},
+            {"name": "code", "data": [{"path": "code.jsonl", "fraction": 0.5}],
+             "training": {"learning_rate": 5e-4}},
+            {"name": "general", "data": [{"path": "general.jsonl"},
+                                         {"path": ["maths.jsonl", "code.jsonl"], "fraction": 0.25}]},
+        ],
+    }
+    path = tmp_path / "schedule.yaml"
+    path.write_text(yaml.safe_dump(config))
+    schedule = load_config(path, ScheduleConfig)
+    outputs = run_schedule(schedule, tmp_path / "run", base_dir=tmp_path)
+    assert [p.name for p in outputs] == ["01-maths", "02-code", "03-general"]
+    resolved = [json.loads((p / "stage_config.json").read_text()) for p in outputs]
+    assert Path(resolved[0]["parent"]).name.startswith("base-")
+    assert [r["parent"] for r in resolved[1:]] == [str(p) for p in outputs[:2]]
+    assert [r["settings"]["learning_rate"] for r in resolved] == [1e-3, 5e-4, 1e-3]
+    manifests = [json.loads((p / "data_manifest.json").read_text()) for p in outputs]
+    assert [m["examples"] for m in manifests] == [8, 4, 4 + 4]
+    assert manifests[2]["parts"][1]["pool"] == 16
+    # A second run reuses every completed stage.
+    markers = [read_marker(p) for p in outputs]
+    assert run_schedule(schedule, tmp_path / "run", base_dir=tmp_path) == outputs
+    assert [read_marker(p) for p in outputs] == markers
+
+
+def test_example_configs_are_valid() -> None:
+    for path in sorted((ROOT / "configs" / "train").glob("*.yaml")):
+        stages = plan_schedule(load_config(path, ScheduleConfig), str(path))
+        assert stages, path
