@@ -58,6 +58,7 @@ CASES = {
     "training setting wrong": ("training: {learning_rate: -1}", "training.learning_rate", "greater than 0"),
     "training setting unknown": ("training: {epoch: 3}", "training.epoch", "xtra"),
     "evaluation option unknown": ("evaluation: {gsm8k: {path: x, shots: 5}}", "evaluation.gsm8k", "unknown option(s) 'shots'"),
+    "tiny model setting": ("models: [{name: t, tiny: {hidden: 30, heads: 4}}]", "models[0].tiny", "multiple of heads"),
     "count zero": ("runs:\n  - {name: r, stages: [{name: a, data: [{ability: maths, count: 0}]}]}",
                    "runs[0].stages[0].data[0].count", "greater than 0"),
 }

@@ -89,6 +89,8 @@ def _check_models(study: StudyConfig, p: _Problems) -> None:
         if model.name in seen:
             p.add(("models", i, "name"), f"duplicate model name {model.name!r}")
         seen.add(model.name)
+        if model.tiny is not None:
+            _check_tiny(model.tiny, ("models", i, "tiny"), p)
         path = model.path
         if path is None or path == "smollm2":
             continue
@@ -99,6 +101,19 @@ def _check_models(study: StudyConfig, p: _Problems) -> None:
             p.add(("models", i, "path"), f"expected a Hugging Face model folder (with config.json), a .gguf file or 'smollm2', found {path}")
     if len(set(study.seeds)) != len(study.seeds):
         p.add(("seeds",), f"duplicate seeds in {study.seeds}")
+
+
+def _check_tiny(tiny: dict[str, Any], loc: tuple[Any, ...], p: _Problems) -> None:
+    from sftmix.train.config import TinyLlamaConfig
+
+    if "texts" in tiny:
+        p.add((*loc, "texts"), "a study's tiny model trains its tokenizer on the study's own data; remove 'texts'")
+        return
+    try:
+        TinyLlamaConfig(**tiny)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            p.add(loc + tuple(err["loc"]), f"found {err.get('input')!r}, expected: {err['msg']}")
 
 
 def _check_designs(study: StudyConfig, names: set[str], p: _Problems) -> None:

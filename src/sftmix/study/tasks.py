@@ -28,12 +28,14 @@ def run(kind: str, payload: dict[str, Any], out: Path) -> None:
 
 
 def make_model(payload: dict[str, Any], out: Path) -> None:
+    from sftmix.train.config import TinyLlamaConfig
     from sftmix.train.models import build_tiny_llama, import_gguf, smollm2_gguf_path
 
     model = payload["model"]
     if model.get("tiny") is not None:
         texts = list(_texts(payload["texts"]))
-        build_tiny_llama(texts, out, **model["tiny"])
+        tiny = TinyLlamaConfig(**model["tiny"]).model_dump(exclude={"texts"})
+        build_tiny_llama(texts, out, **tiny)
     else:
         path = model["path"]
         import_gguf(smollm2_gguf_path() if path == "smollm2" else Path(path), out)

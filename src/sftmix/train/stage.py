@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,9 @@ def run_stage(parent: str | Path, examples: Sequence[Example], settings: TrainSe
     resume = last_checkpoint(work / "checkpoints")
     if resume is not None:
         log.info("stage %s: resuming from %s", name, resume)
+    started = time.monotonic()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    train_seconds = round(time.monotonic() - started, 3)
     final = work / "final"
     if settings.lora is None:
         # Every process takes part: under FSDP or ZeRO-3 this gathers the sharded weights.
@@ -206,7 +209,8 @@ def run_stage(parent: str | Path, examples: Sequence[Example], settings: TrainSe
                     "tokenize": stats.to_dict(), "train_rows": len(trainer.train_dataset)}
         resolved = {"name": name, "key": key, "parent": str(parent),
                     "settings": settings.model_dump(mode="json"),
-                    "world_size": state.num_processes}
+                    "world_size": state.num_processes, "train_seconds": train_seconds,
+                    "resumed_from": str(resume) if resume else None}
         _publish(trainer, settings, work, out, manifest, resolved)
         shutil.rmtree(work, ignore_errors=True)
     state.wait_for_everyone()
@@ -299,7 +303,8 @@ def _publish(trainer: Any, settings: TrainSettings, work: Path, out: Path,
              manifest: dict[str, Any], resolved: dict[str, Any]) -> None:
     from sftmix.artifacts import write_json_atomic
 
-    with building(out, {"key": resolved["key"], "name": resolved["name"]}) as tmp:
+    with building(out, {"kind": "stage", "key": resolved["key"], "name": resolved["name"],
+                        "train_seconds": resolved.get("train_seconds")}) as tmp:
         if settings.lora is not None:
             from sftmix.train.models import merge_lora
 

@@ -30,6 +30,7 @@ from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState,
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from sftmix.artifacts import write_text_atomic
+from sftmix.faults import crashpoint
 from sftmix.train.loss import sft_loss
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,12 @@ class SftTrainer(Trainer):
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
             return EpochLengthGroupedSampler(size, list(lengths), seed)
         return super()._get_train_sampler(train_dataset)
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        # Failpoint for crash tests: the checkpoint's weights and optimiser are written,
+        # its trainer state is not -- a checkpoint cut off in the middle of saving.
+        crashpoint("train:checkpoint")
+        super()._save_rng_state(output_dir)
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any],
                      return_outputs: bool = False,
