@@ -1,0 +1,1 @@
+"""Supervised fine-tuning: tokenisation with exact loss masking, packing, the loss, and the loop."""
