@@ -83,6 +83,12 @@ def test_dmt_replay_is_the_stage_one_data_and_nested_in_k(shared_data: Path, tmp
     ]
     assert len(from_dir[0]) == 37 and from_dir[0] < from_dir[1]
 
+    # A written mixture is sampled by its content: the same folder elsewhere gives the same replay.
+    shutil.copytree(tmp_path / "stage1", tmp_path / "elsewhere" / "other-name")
+    moved = build_mixture(spec(shared_data, [{"mixture_dir": "elsewhere/other-name", "fraction": "1/256"}]),
+                          base_dir=tmp_path)
+    assert set(ids(moved.examples)) == from_dir[0]
+
 
 def test_equal_proportions_and_equal_counts(shared_data: Path) -> None:
     prop = build_mixture(spec(shared_data, [{"source": "gsm8k", "proportion": 1},

@@ -33,7 +33,7 @@ abilities:
   general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
 models: [{{name: tiny, tiny: {{vocab_size: 400, hidden: 32, layers: 2, heads: 2}}}}]
 training: {{max_length: 192, max_steps: 6, save_steps: 2, global_batch_size: 4, per_device_batch_size: 4,
-           learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
+           precision: fp32, learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
 evaluation:
   gsm8k: {{path: {data}/gsm8k/test.jsonl, limit: 3, max_new_tokens: 6}}
   humaneval: {{limit: 2, max_new_tokens: 6}}
@@ -93,7 +93,6 @@ def test_killed_study_resumes_to_the_same_results(tmp_path: Path, shared_data: P
         after = _completed(out)
         for path, stamp in before.items():
             assert after.get(path) == stamp, f"{path} was recomputed or lost after the crash at {crash}"
-        assert not list(out.glob("*/*.partial-*")) or True  # partials are cleaned on the next run
     final = _run(study, out)
     assert final.returncode == 0, final.stderr[-3000:]
     assert not list(out.glob("*/*.partial-*")), "half-built artefacts were left behind"

@@ -124,13 +124,15 @@ class _Builder:
             out = out.take(shuffled(len(out), derive_seed(self.spec.seed, "shuffle")))
         return out, reports
 
-    @staticmethod
-    def seed_parts(entry: EntrySpec) -> tuple[str, ...]:
+    def seed_parts(self, entry: EntrySpec) -> tuple[str, ...]:
         if entry.source is not None:
             return ("source", entry.source)
         if entry.mixture is not None:
             return ("mixture", entry.mixture)
-        return ("mixture_dir", str(entry.mixture_dir))
+        # A written mixture is seeded by its content, not by where it lies: the same
+        # replay from the same data must sample alike in any study directory.
+        folder = resolve(str(entry.mixture_dir), self.base_dir)
+        return ("mixture_dir", source_sha256(folder / DATA_FILE))
 
     def entry_pool(self, entry: EntrySpec) -> Sequence[Example]:
         if entry.source is not None:
