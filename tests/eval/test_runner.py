@@ -1,0 +1,116 @@
+"""The evaluation runner: per-item JSONL, summaries with intervals, atomic and resumable output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from sftmix.artifacts import is_complete
+from sftmix.data.records import Message
+from sftmix.errors import SftmixError
+from sftmix.eval.base import GenerationSpec
+from sftmix.eval.runner import evaluate_model, public_options
+from tests.eval.fake_openai import FakeOpenAI
+from tests.eval.models import one_torch_thread, tiny_model_dir
+
+
+class Scripted:
+    """Answers the first GSM8K question right (18), everything else wrong; counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, prompts: Sequence[list[Message] | str], spec: GenerationSpec) -> list[list[str]]:
+        self.calls += 1
+        out = []
+        for p in prompts:
+            text = p if isinstance(p, str) else p[-1].content
+            out.append(["She makes 9 * 2 = 18 dollars.\n#### 18" if "Janet" in text else "#### 1"] * spec.n)
+        return out
+
+
+def refuse(prompts, spec):
+    raise AssertionError("nothing should be generated")
+
+
+@pytest.fixture
+def suites(shared_data: Path) -> dict[str, dict]:
+    return {"gsm8k": {"path": shared_data / "gsm8k" / "test.jsonl"}}
+
+
+def test_layout_items_and_summary(tmp_path: Path, suites: dict, shared_data: Path) -> None:
+    out = tmp_path / "eval"
+    with FakeOpenAI(lambda req: "Rating: [[7]]", api_key="sk-secret") as srv:
+        suites["mtbench"] = {"path": shared_data / "eval" / "mt_bench", "repetitions": 1,
+                             "judge": {"base_url": srv.url, "api_key": "sk-secret",
+                                       "cache_path": str(tmp_path / "judge.sqlite")}}
+        summaries = evaluate_model(tmp_path / "model", suites, out, limit=4, generate=Scripted())
+    assert set(summaries) == {"gsm8k", "mtbench"}
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summaries))
+    for suite in ("gsm8k", "mtbench"):
+        assert is_complete(out / suite)
+        lines = (out / suite / "items.jsonl").read_text().splitlines()
+        assert len(lines) == 4
+        for line in lines:
+            row = json.loads(line)
+            assert {"id", "prompt", "completions", "extracted", "verdicts", "reason",
+                    "metrics"} <= set(row)
+    g = summaries["gsm8k"]
+    assert g["primary"] == "exact_match_flexible" and g["n_items"] == 4 and g["limit"] == 4
+    m = g["metrics"]["exact_match_flexible"]
+    assert m["mean"] == 0.25 and m["n"] == 4 and 0.0 <= m["ci_low"] <= 0.25 <= m["ci_high"] <= 1.0
+    assert summaries["mtbench"]["metrics"]["score"]["mean"] == 7.0
+    assert summaries["mtbench"]["metrics"]["score"]["high"] == 10.0
+    # The judge's key is used but never written anywhere.
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert "sk-secret" not in path.read_text()
+
+
+def test_rerun_reuses_complete_suites(tmp_path: Path, suites: dict) -> None:
+    first = evaluate_model(tmp_path / "m", suites, tmp_path / "o", limit=3, generate=Scripted())
+    again = evaluate_model(tmp_path / "m", suites, tmp_path / "o", limit=3, generate=refuse)
+    assert again == first
+    # Other settings make another evaluation, which replaces the old one.
+    scripted = Scripted()
+    other = evaluate_model(tmp_path / "m", suites, tmp_path / "o", limit=2, generate=scripted)
+    assert scripted.calls == 1 and other["gsm8k"]["n_items"] == 2
+    assert len((tmp_path / "o" / "gsm8k" / "items.jsonl").read_text().splitlines()) == 2
+
+
+def test_failure_leaves_nothing_half_written(tmp_path: Path, suites: dict) -> None:
+    def broken(prompts, spec):
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        evaluate_model(tmp_path / "m", suites, tmp_path / "o", limit=2, generate=broken)
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_bad_inputs_are_user_errors(tmp_path: Path, suites: dict) -> None:
+    with pytest.raises(SftmixError, match=r"unknown evaluation suite 'gsm9k'; available: .*gsm8k"):
+        evaluate_model(tmp_path, {"gsm9k": {}}, tmp_path / "o", generate=refuse)
+    with pytest.raises(SftmixError, match=r"no config\.json"):
+        evaluate_model(tmp_path / "nothing", suites, tmp_path / "o")
+    with pytest.raises(SftmixError, match=r"unknown option.*'shots'.*accepted"):
+        evaluate_model(tmp_path, {"gsm8k": {"shots": 3}}, tmp_path / "o", generate=refuse)
+
+
+def test_public_options_drop_secrets() -> None:
+    opts = {"path": Path("/x"), "judge": {"api_key": "k", "model": "m"}}
+    assert public_options(opts) == {"path": "/x", "judge": {"model": "m"}}
+
+
+def test_real_tiny_model_end_to_end(tmp_path: Path, shared_data: Path, suites: dict,
+                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    model = tiny_model_dir(shared_data, tmp_path_factory)
+    suites["gsm8k"]["max_new_tokens"] = 8
+    with one_torch_thread():
+        summaries = evaluate_model(model, suites, tmp_path / "o", limit=3,
+                                   generator_options={"progress": False})
+    rows = [json.loads(x) for x in (tmp_path / "o" / "gsm8k" / "items.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(len(r["completions"]) == 1 for r in rows)
+    assert summaries["gsm8k"]["model"] == str(model)
