@@ -128,6 +128,27 @@ def test_failed_stage_stops_only_its_dependents(tmp_path: Path, shared_data: Pat
     failed = list((out / "jobs").glob("*.failed.json"))
     assert len(failed) == 1
     assert "no example has a trainable token" in json.loads(failed[0].read_text())["error"]
-    runs = {r["run"] for r in ResultsStore(out / STORE_NAME).results()}
+    store = ResultsStore(out / STORE_NAME)
+    rows = store.results()
+    store.close()
+    runs = {r["run"] for r in rows}
     assert any(r.startswith("runs/dmt/") for r in runs)
     assert not any(r.startswith("runs/broken/") for r in runs)
+
+    # The results: printed, exported, and rebuilt from the artefact directories alone.
+    csv, parquet = tmp_path / "r.csv", tmp_path / "r.parquet"
+    shown = subprocess.run([sys.executable, "-m", "sftmix", "results", str(out), "--csv", str(csv),
+                            "--parquet", str(parquet)], capture_output=True, text=True, check=True).stdout
+    assert "exact_match_flexible" in shown and "prompt_level_strict" in shown
+    import pandas as pd
+
+    table = pd.read_csv(csv)
+    assert len(table) == len(rows) and set(table["suite"]) == {"gsm8k", "humaneval", "ifeval"}
+    assert pd.read_parquet(parquet).shape == table.shape
+    (out / STORE_NAME).unlink()
+    subprocess.run([sys.executable, "-m", "sftmix", "results", str(out), "--rebuild"],
+                   capture_output=True, text=True, check=True)
+    rebuilt = ResultsStore(out / STORE_NAME)
+    assert sorted((r["run"], r["metric"], r["value"]) for r in rebuilt.results()) == sorted(
+        (r["run"], r["metric"], r["value"]) for r in rows)
+    rebuilt.close()

@@ -89,10 +89,12 @@ def _demo(args: argparse.Namespace) -> int:
     if not outcome.ok:
         print(f"see 'sftmix status {args.out}' and the logs in {args.out / 'logs'}")
         return 130 if outcome.interrupted else 1
-    from sftmix.report.build import build_report
+    from sftmix.report.build import build_report, write_report
+    from sftmix.report.data import load_results
 
-    paths = build_report(args.out, args.out / "report")
+    res = load_results(args.out)
+    html, md = write_report(build_report(res), args.out / "report")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
-    for label, path in paths.items():
-        print(f"{label}: {path}")
+    print(f"report (HTML): {html}")
+    print(f"report (Markdown): {md}")
     return 0
