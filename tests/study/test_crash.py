@@ -152,3 +152,41 @@ def test_failed_stage_stops_only_its_dependents(tmp_path: Path, shared_data: Pat
     assert sorted((r["run"], r["metric"], r["value"]) for r in rebuilt.results()) == sorted(
         (r["run"], r["metric"], r["value"]) for r in rows)
     rebuilt.close()
+
+
+def _workers_of(executor_pid: int) -> list[int]:
+    """Live processes started by that executor (they carry its pid in their environment)."""
+    marker = f"SFTMIX_EXECUTOR_PID={executor_pid}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path: Path, shared_data: Path) -> None:
+    """SIGINT (Ctrl-C) cancels the running jobs, leaves no worker behind, and loses nothing."""
+    import time
+
+    study = tmp_path / "study.yaml"
+    study.write_text(STUDY.format(data=shared_data))
+    out = tmp_path / "out"
+    env = dict(os.environ, SFTMIX_PROGRESS="0")
+    env.pop("SFTMIX_CRASH_AT", None)
+    proc = subprocess.Popen([sys.executable, "-m", "sftmix", "run", str(study), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not list((out / "jobs").glob("s-*.running")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait until a training stage is under way
+    assert list((out / "jobs").glob("s-*.running")), "no stage started"
+    assert _workers_of(proc.pid), "the workers are not found by their environment"
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout
+    assert "interrupted" in stdout
+    assert not _workers_of(proc.pid), "a worker outlived the interrupted study"
+    assert _run(study, out).returncode == 0
