@@ -157,3 +157,10 @@ def test_a_sandbox_that_cannot_start_is_an_error_not_a_failure(mode: str) -> Non
     result = run_program("pass", FAST, isolation=mode, python="/nonexistent/python3")
     assert result.status is Status.ERROR, result
     assert "/nonexistent/python3" in result.reason
+
+
+@pytest.mark.skipif(not (os.environ.get("CI") and os.geteuid() == 0),
+                    reason="only a CI run as root promises the namespaces isolation")
+def test_ci_as_root_gets_the_namespaces_isolation() -> None:
+    """In CI the hostile suite must run, not be skipped: namespaces work wherever the checkout is."""
+    assert namespaces_available()

@@ -73,17 +73,26 @@ def _blocked_ancestor(path: str) -> str | None:
 
 def _private_filesystem(libc: Any, payload: dict[str, Any]) -> None:
     size = payload["disk_bytes"]
-    for target in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
-        if os.path.isdir(target):
-            _mount(libc, "tmpfs", target, "tmpfs", 0, f"size={size},mode=1777")
-    # The unprivileged user must still be able to import the standard library
-    # and site-packages; when an ancestor (e.g. /root) is closed, bind the
-    # interpreter's directories aside, hide the ancestor under an empty tmpfs
-    # and move them back to their original paths.
     roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix,
                                            sys.prefix, sys.exec_prefix,
                                            os.path.dirname(os.path.realpath(sys.executable)))}
     roots = {r for r in roots if not any(r != o and r.startswith(o + os.sep) for o in roots)}
+    targets = [t for t in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") if os.path.isdir(t)]
+    # An interpreter or virtual environment that lives under one of those
+    # directories (a checkout in /tmp, say) would vanish under the fresh tmpfs:
+    # hold it by a file descriptor and bind it back at its path afterwards.
+    kept = {r: os.open(r, os.O_PATH | os.O_DIRECTORY) for r in roots
+            if any(r == t or r.startswith(t + os.sep) for t in targets)}
+    for target in targets:
+        _mount(libc, "tmpfs", target, "tmpfs", 0, f"size={size},mode=1777")
+    for root, fd in kept.items():
+        os.makedirs(root, mode=0o755, exist_ok=True)
+        _mount(libc, f"/proc/self/fd/{fd}", root, None, MS_BIND | MS_REC, None)
+        os.close(fd)
+    # The unprivileged user must still be able to import the standard library
+    # and site-packages; when an ancestor (e.g. /root) is closed, bind the
+    # interpreter's directories aside, hide the ancestor under an empty tmpfs
+    # and move them back to their original paths.
     moves = []
     for index, root in enumerate(sorted(roots)):
         blocked = _blocked_ancestor(root)
