@@ -27,8 +27,6 @@ default, as in the reference study).
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import re
 from abc import abstractmethod
@@ -40,9 +38,10 @@ from typing import Any
 from tqdm import tqdm
 
 from sftmix.data.records import Message
-from sftmix.errors import ConfigError, DataError, SftmixError, where
+from sftmix.errors import ConfigError, DataError, SftmixError
 from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
 from sftmix.eval.code_extract import pass_at_k, solution_code
+from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.sandbox import (
     ExecResult,
     Limits,
@@ -76,26 +75,7 @@ def humaneval_default_path() -> Path:
 
 def read_jsonl(path: Path, required: Sequence[str], what: str) -> list[dict[str, Any]]:
     """Records of a JSONL (optionally gzipped) file, each with the ``required`` keys."""
-    if not path.is_file():
-        raise DataError(f"{what} file {path} does not exist; expected a JSONL file with "
-                        f"fields {', '.join(required)}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    records = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where(path, lineno)}: not valid JSON ({e.msg}); expected one "
-                                f"{what} record per line") from None
-            missing = [k for k in required if k not in rec]
-            if missing:
-                raise DataError(f"{where(path, lineno, field=missing[0])}: missing; expected a "
-                                f"{what} record with fields {', '.join(required)}")
-            records.append(rec)
-    return records
+    return [rec for _, rec in iter_jsonl(path, what, required=required)]
 
 
 def mbpp_entry_point(record: dict[str, Any]) -> str:

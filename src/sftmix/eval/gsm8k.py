@@ -25,7 +25,6 @@ beside ``path``).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, where
 from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
 from sftmix.eval.extract import GSM8K_FLEXIBLE, GSM8K_STRICT, gsm8k_reference, numbers_equal
+from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.task_options import build_task
 
 MODES = ("chat", "fewshot")
@@ -44,29 +44,14 @@ FEWSHOT_STOP = ("Question:", "</s>", "<|im_end|>", "\n\n")
 def read_gsm8k(path: str | Path) -> list[dict[str, Any]]:
     """GSM8K records with their normalised reference; bad lines raise DataError naming the line."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"GSM8K file {p} does not exist; expected a JSONL file of "
-                        "{'question', 'answer'} records such as GSM8K's test.jsonl")
     records = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where(p, lineno)}: not valid JSON ({e.msg}); "
-                                "expected one GSM8K record per line") from None
-            for key in ("question", "answer"):
-                if not isinstance(rec.get(key), str):
-                    raise DataError(f"{where(p, lineno, field=key)}: missing or not a string; "
-                                    "expected a GSM8K record with 'question' and 'answer'")
-            try:
-                rec["reference"] = gsm8k_reference(rec["answer"])
-            except ValueError as e:
-                raise DataError(f"{where(p, lineno, field='answer')}: {e}") from None
-            rec["index"] = len(records)
-            records.append(rec)
+    for lineno, rec in iter_jsonl(p, "GSM8K", strings=("question", "answer")):
+        try:
+            rec["reference"] = gsm8k_reference(rec["answer"])
+        except ValueError as e:
+            raise DataError(f"{where(p, lineno, field='answer')}: {e}") from None
+        rec["index"] = len(records)
+        records.append(rec)
     return records
 
 

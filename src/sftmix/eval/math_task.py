@@ -19,7 +19,6 @@ shots from ``train_path`` (default ``train.jsonl`` beside ``path``).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from sftmix.eval.extract import (
     last_boxed,
     math_equiv,
 )
+from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.task_options import build_task
 
 DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -45,30 +45,15 @@ FEWSHOT_STOP = ("Problem:", "</s>", "<|im_end|>")
 def read_math(path: str | Path) -> list[dict[str, Any]]:
     """MATH records (``problem``, ``solution``, optional ``level``/``type``/``id``) with their reference."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"MATH file {p} does not exist; expected a JSONL file of "
-                        "{'problem', 'solution', 'level', 'type'} records")
     records = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where(p, lineno)}: not valid JSON ({e.msg}); "
-                                "expected one MATH record per line") from None
-            for key in ("problem", "solution"):
-                if not isinstance(rec.get(key), str):
-                    raise DataError(f"{where(p, lineno, field=key)}: missing or not a string; "
-                                    "expected a MATH record with 'problem' and 'solution'")
-            reference = last_boxed(rec["solution"])
-            if reference is None:
-                raise DataError(f"{where(p, lineno, field='solution')}: no \\boxed{{...}} "
-                                "answer; a MATH solution boxes its final answer")
-            rec["reference"] = reference
-            rec.setdefault("id", f"{p.stem}/{len(records)}")
-            records.append(rec)
+    for lineno, rec in iter_jsonl(p, "MATH", strings=("problem", "solution")):
+        reference = last_boxed(rec["solution"])
+        if reference is None:
+            raise DataError(f"{where(p, lineno, field='solution')}: no \\boxed{{...}} "
+                            "answer; a MATH solution boxes its final answer")
+        rec["reference"] = reference
+        rec.setdefault("id", f"{p.stem}/{len(records)}")
+        records.append(rec)
     return records
 
 

@@ -25,7 +25,6 @@ recorded per item under ``metadata["skipped"]``).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, where
 from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
 from sftmix.eval.ifeval.checkers import CHECKERS, Checker, make_checker
+from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.task_options import build_task
 
 log = logging.getLogger(__name__)
@@ -44,26 +44,14 @@ log = logging.getLogger(__name__)
 def read_ifeval(path: str | Path) -> list[dict[str, Any]]:
     """IFEval records, validated: ids and kwargs lists of equal length."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"IFEval file {p} does not exist; expected IFEval's input_data.jsonl "
-                        "({'key', 'prompt', 'instruction_id_list', 'kwargs'} per line)")
     records = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where(p, lineno)}: not valid JSON ({e.msg})") from None
-            ids, kwargs = rec.get("instruction_id_list"), rec.get("kwargs")
-            if not isinstance(rec.get("prompt"), str):
-                raise DataError(f"{where(p, lineno, field='prompt')}: missing or not a string")
-            if not isinstance(ids, list) or not isinstance(kwargs, list) or len(ids) != len(kwargs):
-                raise DataError(f"{where(p, lineno, field='instruction_id_list')}: expected a "
-                                "list of instruction ids and a 'kwargs' list of the same length")
-            rec["_line"] = lineno
-            records.append(rec)
+    for lineno, rec in iter_jsonl(p, "IFEval", strings=("prompt",)):
+        ids, kwargs = rec.get("instruction_id_list"), rec.get("kwargs")
+        if not isinstance(ids, list) or not isinstance(kwargs, list) or len(ids) != len(kwargs):
+            raise DataError(f"{where(p, lineno, field='instruction_id_list')}: expected a "
+                            "list of instruction ids and a 'kwargs' list of the same length")
+        rec["_line"] = lineno
+        records.append(rec)
     return records
 
 
