@@ -95,6 +95,9 @@ def strategy_bars(res: StudyResults, paper: bool = True) -> FigureOut:
             ax.legend(handles + h2, labels + l2, fontsize=7, loc="upper left", framealpha=0.85)
         else:
             ax.legend(fontsize=7, loc="upper left")
+        # Scores start at 0: an all-zero panel must not show a negative axis.
+        _, top = ax.get_ylim()
+        ax.set_ylim(0, top if top > 0 else 1)
         ax.set_xticks(x)
         ax.set_xticklabels([strategy_label(s, k) for s, k in keys], rotation=35, ha="right", fontsize=8)
         ax.set_ylabel(f"{suite} {metric}", fontsize=8)
