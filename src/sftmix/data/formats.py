@@ -31,7 +31,6 @@ is also kept as ``metadata.index``. A new format is a subclass of
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
@@ -46,6 +45,8 @@ from sftmix.data.validate import (
     require_text,
     turn_list,
 )
+from sftmix.eval import extract
+from sftmix.eval.extract import last_boxed
 from sftmix.registry import Registry
 
 
@@ -85,32 +86,12 @@ class Reader(ABC):
 
 READERS: Registry[type[Reader]] = Registry("data format")
 
-_GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$")
-
-
 def gsm8k_reference(answer: str) -> str | None:
-    """The final answer after ``####``, commas removed (the convention of GSM8K scoring)."""
-    m = _GSM8K_FINAL.search(answer.strip())
-    return m.group(1).replace(",", "") if m else None
-
-
-def last_boxed(solution: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces matched."""
-    start = max(solution.rfind("\\boxed"), solution.rfind("\\fbox"))
-    if start < 0:
+    """The normalised final answer after ``####`` (as GSM8K scoring reads it), or None."""
+    try:
+        return extract.gsm8k_reference(answer)
+    except ValueError:
         return None
-    brace = solution.find("{", start)
-    if brace < 0:
-        return None
-    depth = 0
-    for i in range(brace, len(solution)):
-        if solution[i] == "{":
-            depth += 1
-        elif solution[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return solution[brace + 1 : i]
-    return None
 
 
 def _qa(question: str, answer: str) -> tuple[Message, ...]:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sftmix.eval.math_normalise import normalise_math_answer
+from sftmix.eval.math_normalise import matching_brace, normalise_math_answer
 
 Filter = Callable[[list[str]], list[str]]
 
@@ -192,15 +192,9 @@ def last_boxed(text: str) -> str | None:
         i += 1
     if i >= len(text) or text[i] != "{":
         return None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
-    return None  # unbalanced: the completion was cut off inside the box
+    close = matching_brace(text, i)
+    # None when unbalanced: the completion was cut off inside the box.
+    return None if close is None else text[i + 1 : close]
 
 
 def boxed_filter(candidates: list[str]) -> list[str]:

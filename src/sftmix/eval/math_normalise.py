@@ -90,7 +90,7 @@ def _fix_fracs(s: str) -> str:
             continue
         if part[0] == "{":
             # numerator is braced; the denominator may not be.
-            close = _matching_brace(part, 0)
+            close = matching_brace(part, 0)
             if close is None or close + 1 >= len(part):
                 out += part
                 continue
@@ -109,7 +109,8 @@ def _fix_fracs(s: str) -> str:
     return out
 
 
-def _matching_brace(s: str, start: int) -> int | None:
+def matching_brace(s: str, start: int) -> int | None:
+    """Index of the brace that closes the one at ``start``; None if it is never closed."""
     depth = 0
     for i in range(start, len(s)):
         if s[i] == "{":
