@@ -153,7 +153,10 @@ def test_builtin_prompts_when_no_judge_file(mt_dir: Path, tmp_path: Path) -> Non
         t = task(data, srv, tmp_path, repetitions=1)
         items = t.items(limit=1)
         t.score(items, [["x", "y"]])
-    assert srv.requests[0]["messages"][0]["content"] == DEFAULT_PROMPTS["single-v1"].system_prompt
+    # The two turns are judged concurrently: compare as a set, not by arrival order.
+    sent = sorted(r["messages"][0]["content"] for r in srv.requests)
+    assert sent == sorted(DEFAULT_PROMPTS[name].system_prompt
+                          for name in ("single-v1", "single-v1-multi-turn"))
     for prompt in DEFAULT_PROMPTS.values():
         assert "[[rating]]" in prompt.system_prompt + prompt.prompt_template
 
