@@ -63,15 +63,44 @@ def visible_gpus() -> list[str]:
         return []
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_env(gpu: str | None, slots: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of one worker process.
+
+    On CPU the workers share the machine's cores: each gets ``cpus // slots``
+    threads. Left alone, every worker's torch would start one thread per core,
+    and ``slots`` workers would then fight for the same cores; on a 2-core
+    machine two such workers train several times slower than two one-thread
+    workers (spin-waiting threads, measured in docs/lab.md). A user's own
+    ``OMP_NUM_THREADS`` is kept.
+    """
+    env = dict(os.environ if base is None else base)
+    env[EXECUTOR_ENV] = str(os.getpid())
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    if "OMP_NUM_THREADS" not in env:
+        threads = str(max(1, usable_cpus() // max(1, slots)))
+        for name in THREAD_VARIABLES:
+            env.setdefault(name, threads)
+    return env
+
+
 class _Server:
     """A long-lived worker process (``worker --serve``) that runs one job at a time."""
 
-    def __init__(self, gpu: str | None) -> None:
+    def __init__(self, gpu: str | None, slots: int = 1) -> None:
         self.gpu = gpu
-        env = dict(os.environ)
-        env[EXECUTOR_ENV] = str(os.getpid())
-        if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = gpu
+        env = worker_env(gpu, slots)
         read_fd, write_fd = os.pipe()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sftmix.study.worker", "--serve", str(write_fd)],
@@ -136,7 +165,7 @@ class LocalExecutor:
             if server is None or not server.alive:
                 if server is not None:
                     server.stop()
-                server = self._servers[i] = _Server(self.gpus[i] if self.gpus else None)
+                server = self._servers[i] = _Server(self.gpus[i] if self.gpus else None, self.slots)
             if server.job is None:
                 server.start(job_file, log_file)
                 return Handle(job, server)
