@@ -92,11 +92,13 @@ def test_model_template_eos_is_trained_and_the_newline_after_it_is_not(tokenizer
     assert tok.labels[0] == IGNORE_INDEX
 
 
-def test_a_token_across_the_boundary_is_trained_and_counted(tokenizer) -> None:
+def test_a_token_across_the_boundary_is_trained_and_counted(tokenizer, caplog) -> None:
     # SmolLM2's tokenizer merges the template's "\n" with a reply starting "\n  " into one token.
     example = Example("x", "general", "t", (Message("user", "Hi"), Message("assistant", "\n  Hello")))
-    _, stats = tokenize_examples([example], tokenizer, get_template("model", tokenizer), 1000)
+    with caplog.at_level("WARNING", logger="sftmix.train.tokenize"):
+        _, stats = tokenize_examples([example], tokenizer, get_template("model", tokenizer), 1000)
     assert stats.boundary_merges == 1
+    assert "1 tokens of 1 examples straddle the boundary" in caplog.text
     tok = tokenize_example(example, tokenizer, get_template("model", tokenizer), 1000)
     assert tok is not None
     trained = [t for t, lab in zip(tok.input_ids, tok.labels, strict=True) if lab != IGNORE_INDEX]

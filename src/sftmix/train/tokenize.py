@@ -239,6 +239,15 @@ def tokenize_examples(examples: Iterable[Example], tokenizer: Any, template: Cha
         log.warning("%d of %d examples have no trainable token within max_length=%d and were "
                     "dropped (e.g. %s)", stats.dropped_no_trainable, stats.examples, max_length,
                     ", ".join(stats.dropped_ids[:3]))
+    if stats.boundary_merges:
+        # The usual cause: a cue ending in whitespace ("ASSISTANT: ") before a reply that starts
+        # with whitespace (an indented code body). Training sees one merged token there, but a
+        # generation prompt ends at the cue, so the model starts from a split it never saw.
+        log.warning("%d tokens of %d examples straddle the boundary between the template's "
+                    "prompt and the assistant's reply; at evaluation the prompt ends at that "
+                    "boundary, so the model starts from a token split it was not trained on. "
+                    "End the template's assistant cue without whitespace (e.g. 'ASSISTANT:' "
+                    "rather than 'ASSISTANT: ')", stats.boundary_merges, stats.examples)
     return kept, stats
 
 
