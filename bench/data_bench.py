@@ -13,9 +13,11 @@ are identical), split over two JSONL files. Then, in the same run:
 
 Each side runs ``--repeat`` times (default 3), alternating which goes first;
 the figures are the medians. Prints records/s for both (wall clock; CPU
-seconds of the process too, all threads counted, since on a shared machine the
-wall clock depends on the neighbours); the last line is a JSON object of the
-figures with ``ratio_vs_datasets`` = sftmix records/s / baseline records/s.
+seconds of the process too, all threads counted, split into user and system
+time, and the load average, since on a shared machine the wall clock depends on
+the neighbours); the last line is a JSON object of the figures with
+``ratio_vs_datasets`` = sftmix records/s / baseline records/s. ``runs`` lists
+per run [wall, CPU, system CPU] seconds (sftmix: then the write of data.jsonl).
 
     python bench/data_bench.py [--quick] [--records N] [--repeat R]
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -53,7 +56,19 @@ def make_records(total: int, folder: Path) -> list[Path]:
     return paths
 
 
-def run_sftmix(paths: list[Path], out: Path) -> tuple[float, float, float, int]:
+def _clock() -> tuple[float, float, float]:
+    """Wall clock, and user and system CPU seconds of the whole process (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), usage.ru_utime, usage.ru_stime
+
+
+def _since(start: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(wall, CPU, system CPU) seconds since ``start``."""
+    now = _clock()
+    return now[0] - start[0], (now[1] - start[1]) + (now[2] - start[2]), now[2] - start[2]
+
+
+def run_sftmix(paths: list[Path], out: Path) -> tuple[tuple[float, float, float], float, int]:
     from sftmix.data.mixing import build_mixture, write_mixture
     from sftmix.data.spec import MixtureSpec
 
@@ -62,24 +77,24 @@ def run_sftmix(paths: list[Path], out: Path) -> tuple[float, float, float, int]:
         "sources": [{"name": f"part{i}", "path": str(p), "format": "sharegpt"} for i, p in enumerate(paths)],
         "entries": [{"source": f"part{i}"} for i in range(len(paths))],
     })
-    t0, c0 = time.perf_counter(), time.process_time()
+    start = _clock()
     mixture = build_mixture(spec)
-    t1, c1 = time.perf_counter(), time.process_time()
+    build = _since(start)
+    t1 = time.perf_counter()
     write_mixture(mixture, out)
-    t2 = time.perf_counter()
-    return t1 - t0, c1 - c0, t2 - t1, len(mixture.examples)
+    return build, time.perf_counter() - t1, len(mixture.examples)
 
 
-def run_datasets(paths: list[Path], cache: Path) -> tuple[float, float, int]:
+def run_datasets(paths: list[Path], cache: Path) -> tuple[tuple[float, float, float], int]:
     import datasets
 
     datasets.disable_progress_bars()
-    t0, c0 = time.perf_counter(), time.process_time()
+    start = _clock()
     parts = [datasets.load_dataset("json", data_files=str(p), split="train", cache_dir=str(cache))
              for p in paths]
     mixed = datasets.concatenate_datasets(parts).shuffle(seed=0)
     n = len(mixed)
-    return time.perf_counter() - t0, time.process_time() - c0, n
+    return _since(start), n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     import datasets  # imported before timing so neither side pays the import
 
     runs: dict[str, list[tuple[float, ...]]] = {"sftmix": [], "datasets": []}
+    load_before = os.getloadavg()[0]  # the machine may be shared: the figures depend on the neighbours
     with tempfile.TemporaryDirectory(prefix="sftmix-bench-") as tmp:
         folder = Path(tmp)
         paths = make_records(total, folder)
@@ -100,14 +116,16 @@ def main(argv: list[str] | None = None) -> int:
             order = ("datasets", "sftmix") if rep % 2 == 0 else ("sftmix", "datasets")
             for side in order:
                 if side == "datasets":
-                    base_s, base_cpu, base_n = run_datasets(paths, folder / f"hf-cache-{rep}")
-                    runs["datasets"].append((base_s, base_cpu))
+                    base, base_n = run_datasets(paths, folder / f"hf-cache-{rep}")
+                    runs["datasets"].append(base)
                 else:
-                    build_s, build_cpu, write_s, n = run_sftmix(paths, folder / f"mix-{rep}")
-                    runs["sftmix"].append((build_s, build_cpu, write_s))
+                    build, write_s, n = run_sftmix(paths, folder / f"mix-{rep}")
+                    runs["sftmix"].append((*build, write_s))
     assert n == base_n == total, (n, base_n, total)
-    build_s, build_cpu, write_s = (statistics.median(r[i] for r in runs["sftmix"]) for i in range(3))
-    base_s, base_cpu = (statistics.median(r[i] for r in runs["datasets"]) for i in range(2))
+    load_after = os.getloadavg()[0]
+    build_s, build_cpu, build_sys, write_s = (statistics.median(r[i] for r in runs["sftmix"]) for i in range(4))
+    base_s, base_cpu, base_sys = (statistics.median(r[i] for r in runs["datasets"]) for i in range(3))
+    build_user, base_user = (statistics.median(r[1] - r[2] for r in runs[side]) for side in ("sftmix", "datasets"))
     sftmix_rate = total / build_s
     base_rate = total / base_s
     print(f"{total} ShareGPT-style records, {size_mb:.0f} MB of JSONL (datasets {datasets.__version__}); "
@@ -117,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"datasets load+concatenate+shuffle:   {base_s:7.2f} s  {base_rate:10.0f} records/s")
     print(f"ratio (sftmix / datasets): {sftmix_rate / base_rate:.2f} by wall clock, "
           f"{base_cpu / build_cpu:.2f} by CPU time (sftmix {build_cpu:.2f} s, datasets {base_cpu:.2f} s)")
+    print(f"  system CPU (the kernel: page faults, file writes): sftmix {build_sys:.2f} s, datasets "
+          f"{base_sys:.2f} s; user CPU: sftmix {build_user:.2f} s, datasets {base_user:.2f} s, "
+          f"ratio {base_user / build_user:.2f}")
+    print(f"load average (1 min) on {os.cpu_count()} cores: {load_before:.2f} before, {load_after:.2f} after")
     figures = {
         "records": total, "jsonl_mb": round(size_mb, 1), "repeat": args.repeat,
         "sftmix_s": round(build_s, 3), "sftmix_records_per_s": round(sftmix_rate),
@@ -127,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_with_write_vs_datasets": round(total / (build_s + write_s) / base_rate, 3),
         "sftmix_cpu_s": round(build_cpu, 3), "datasets_cpu_s": round(base_cpu, 3),
         "cpu_ratio_vs_datasets": round(base_cpu / build_cpu, 3),
+        "sftmix_sys_s": round(build_sys, 3), "datasets_sys_s": round(base_sys, 3),
+        "sftmix_user_s": round(build_user, 3), "datasets_user_s": round(base_user, 3),
+        "user_cpu_ratio_vs_datasets": round(base_user / build_user, 3),
+        "cores": os.cpu_count(), "load_1min": [round(load_before, 2), round(load_after, 2)],
         "runs": {side: [[round(x, 3) for x in r] for r in rs] for side, rs in runs.items()},
     }
     print(json.dumps(figures))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import sftmix.data.sources as sources
+from sftmix.data.arrow_jsonl import read_table
 from sftmix.data.columnar import EDGE, ColumnarPool, Conversations
 from sftmix.data.duplicates import fingerprint_of
 from sftmix.data.formats import _SHAREGPT_ROLES
@@ -20,6 +22,7 @@ from sftmix.data.records import Example, Message
 from sftmix.data.sources import LoadedSource, load_source
 from sftmix.data.spec import MixtureSpec, SourceSpec
 from sftmix.errors import DataError
+from sftmix.hashing import file_sha256
 
 
 def _per_record(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,6 +162,17 @@ def test_arrow_fingerprint_equals_python_fingerprint(turns: list[tuple[str, str]
     assert conv.fingerprint_array().to_pylist() == [fingerprint_of(ex)]
 
 
+@settings(max_examples=150, deadline=None)
+@given(_TEXT, _TEXT)
+@example(" " * 100, "a").via("all spaces, longer than the window")
+@example("\u3000" * 40, "b").via("multi-byte whitespace only")
+@example("x" + " \n" * 40, "\t" * 50 + "y")
+def test_arrow_text_check_equals_strip(user: str, assistant: str) -> None:
+    column = pa.chunked_array([pa.array([[{"from": "human", "value": user}, {"from": "gpt", "value": assistant}]])])
+    conv = Conversations(column, "from", "value", _SHAREGPT_ROLES)
+    assert conv.valid().tolist() == [bool(user.strip()) and bool(assistant.strip())]
+
+
 def test_fallback_when_the_schema_is_not_the_plain_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Mixed id types and a blank line: the per-record path reads these files, with the same result.
     mixed = _write_jsonl(tmp_path / "mixed.jsonl", [{**GOOD, "id": 1}, {**GOOD, "id": "two"}])
@@ -168,6 +182,28 @@ def test_fallback_when_the_schema_is_not_the_plain_one(tmp_path: Path, monkeypat
         fast, slow = _load_both(SourceSpec(name="s", path=str(path), format="sharegpt"), monkeypatch)
         assert not isinstance(fast.examples, ColumnarPool)
         _same(fast, slow)
+
+
+def test_read_table_hashes_the_file_as_stored(tmp_path: Path, chats: list[dict[str, Any]]) -> None:
+    plain = _write_jsonl(tmp_path / "c.jsonl", chats[:10])
+    packed = tmp_path / "c.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    for path in (plain, packed):
+        read = read_table(path)
+        assert read is not None and read.table.num_rows == 10
+        assert read.sha256() == file_sha256(path)
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps(GOOD) + " " + json.dumps(GOOD) + "\n",  # two records on one line: the row count tells
+    json.dumps(GOOD) + "\n \n" + json.dumps(GOOD) + "\n",  # a blank line: the line check tells
+    json.dumps(GOOD) + "\r\n" + json.dumps(GOOD) + "\r\n",
+    "[" + json.dumps(GOOD) + "]\n",
+])
+def test_read_table_declines_what_would_move_line_numbers(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text(text, encoding="utf-8")
+    assert read_table(path) is None
 
 
 def _mixture_files(folder: Path, chats: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,

@@ -8,6 +8,7 @@ Modules (imported on use, so that importing :mod:`sftmix.data.records` stays lig
 * ``validate`` -- the record checks and :class:`RecordError`;
 * ``sources``  -- ``load_source(spec) -> LoadedSource``;
 * ``columnar`` -- conversation JSONL files parsed and checked column-wise in Arrow;
+* ``arrow_jsonl`` -- a JSONL file read into Arrow once (memory map, line check, parse, sha256);
 * ``duplicates`` -- exact duplicates within and across sources (fingerprint, then hash);
 * ``sequence`` -- ``ExampleSeq``: a mixture as index arrays, Examples built on access;
 * ``filters``  -- ``FILTERS`` (``no_code_math``); ``decontam`` -- n-gram decontamination;

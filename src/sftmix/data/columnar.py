@@ -11,11 +11,12 @@ Records that fail any check are handed back by position; the caller runs the
 per-record reader on them for its precise file/line/field message, so the
 errors are the ones the per-record path gives.
 
-:func:`read_table` answers None whenever the file is not the plain case --
+:func:`~sftmix.data.arrow_jsonl.read_table` answers None whenever the file is not the plain case --
 not JSONL, blank lines, CR line ends, a line that does not open an object, a
 line pyarrow cannot parse -- and :func:`turn_column` when the schema is not
 the expected one (a number where a string should be, a mixed id type); the
-caller then reads the file the per-record way.
+caller then reads the file the per-record way. Reading the file
+is :mod:`sftmix.data.arrow_jsonl`'s part.
 
 Records become :class:`~sftmix.data.records.Example` objects only when asked
 for (:class:`ColumnarPool`): a mixture that takes every record still never
@@ -31,20 +32,15 @@ that share a fingerprint with another are compared exactly
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import logging
-import mmap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeAlias, overload
+from typing import Any, overload
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
 from sftmix.data.records import Example, Message
 
@@ -53,12 +49,11 @@ log = logging.getLogger(__name__)
 # The string encoder json.dumps(..., ensure_ascii=False) uses: the same bytes as Example.to_json.
 _encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
-Buffer: TypeAlias = bytes | mmap.mmap
 
 ROLE_NAMES = ("user", "assistant", "system")  # role codes 0, 1, 2
 USER, ASSISTANT, SYSTEM = 0, 1, 2
 EDGE = 16  # bytes of non-whitespace text kept from the end of each turn in its fingerprint
-_WINDOW = 4 * EDGE  # bytes at the end of a turn looked at to find them
+_WINDOW = 2 * EDGE  # bytes at the end of a turn looked at to find them
 _COMMON_SPACE = (" ", "\n")
 # Python's str.split()/strip() whitespace (str.isspace over all code points) beyond those two, as
 # UTF-8 byte sequences: pyarrow matches a pattern on binary data byte by byte (Latin-1).
@@ -66,65 +61,8 @@ _OTHER_SPACE_BYTES = "|".join([  # regex escapes, which RE2 reads as bytes on bi
     r"[\t\r\x0b\x0c\x1c-\x1f]", r"\xc2[\x85\xa0]", r"\xe1\x9a\x80", r"\xe2\x80[\x80-\x8a\xa8\xa9\xaf]",
     r"\xe2\x81\x9f", r"\xe3\x80\x80",
 ])
-_NON_SPACE = (r"[^\t-\r \x{1c}-\x{1f}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}"
-              r"\x{205f}\x{3000}]")
 _ROLE_CHARS = pa.array([b"u", b"a", b"s", b"?"], pa.binary())  # role codes in fingerprints; "?" unknown
 _ID_TYPES = (pa.string(), pa.large_string(), pa.int64(), pa.bool_(), pa.null())
-
-
-def read_table(path: Path) -> tuple[pa.Table, Buffer, int, str] | None:
-    """A plain JSONL file as an Arrow table, or None.
-
-    Also returns the file's bytes (memory-mapped, or decompressed), where its
-    records end and the sha256 of the file as stored, so that nothing reads the
-    file twice.
-    """
-    name = path.name.lower()
-    if not name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
-        return None
-    try:
-        with open(path, "rb") as f:
-            stored: Buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
-        sha = hashlib.sha256(stored).hexdigest()
-        data = gzip.decompress(stored) if name.endswith(".gz") else stored
-    except (OSError, EOFError, ValueError, gzip.BadGzipFile):
-        return None
-    end = len(data)
-    while end and data[end - 1] in b" \t\r\n":
-        end -= 1
-    lines = _count_lines(data, end)
-    if lines is None:
-        return None
-    try:
-        table = pj.read_json(pa.BufferReader(pa.py_buffer(data).slice(0, end)),
-                             read_options=pj.ReadOptions(block_size=1 << 24))
-    except (pa.ArrowException, ValueError) as exc:
-        log.debug("%s: the columnar reader declined (%s); reading record by record", path, exc)
-        return None
-    if table.num_rows != lines:
-        return None
-    return table, data, end, sha
-
-
-def _count_lines(data: Buffer, end: int) -> int | None:
-    """Lines in ``data[:end]`` if every one starts with ``{`` and none holds a CR, else None.
-
-    pyarrow skips blank lines and would accept two objects on one line; either would
-    move records off their line numbers. With every line opening an object, the row
-    count equal to the line count rules both out; other files take the per-record path.
-    """
-    if not end or data[0] != ord("{") or data.find(b"\r", 0, end) >= 0:
-        return None
-    array = np.frombuffer(data, dtype=np.uint8, count=end)
-    lines = 1
-    step = 1 << 24  # in slices, so the temporaries stay small
-    for start in range(0, end, step):
-        part = array[start : start + step + 1]  # one byte more: what follows a final newline
-        newlines = np.flatnonzero(part[:step] == 10) if start + step < end else np.flatnonzero(part == 10)
-        if len(newlines) and (part[newlines + 1] != ord("{")).any():
-            return None
-        lines += len(newlines)
-    return lines
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -172,10 +110,10 @@ def _scan(chunk: pa.ListArray, role_key: str, content_key: str, names: list[str]
     content = turns.field(content_key)
     index = pc.index_in(turns.field(role_key), value_set=pa.array(names)).fill_null(len(names))
     roles = code_of[index.to_numpy(zero_copy_only=False)]
-    has_text = pc.match_substring_regex(content, _NON_SPACE).fill_null(False).to_numpy(zero_copy_only=False)
+    tail, has_text = _tail(content)
     turn_ok = (roles >= 0) & ~turns.is_null().to_numpy(zero_copy_only=False) & has_text
     role = _ROLE_CHARS.take(pa.array(np.where(roles < 0, 3, roles)))
-    turn = pc.binary_join_element_wise(role, _tail(content), pa.scalar(b"\x01"), pa.scalar(b"\x02"))
+    turn = pc.binary_join_element_wise(role, tail, pa.scalar(b"\x01"), pa.scalar(b"\x02"))
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     fingerprints = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), turn), pa.scalar(b""))
@@ -255,15 +193,19 @@ class Conversations:
         return self._fingerprints
 
 
-def _tail(content: pa.Array) -> pa.Array:
-    """The last EDGE bytes of every string's UTF-8 with all whitespace removed (a binary array).
+def _tail(content: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Per string: the last EDGE bytes of its UTF-8 with all whitespace removed (a binary
+    array), and whether it holds any non-whitespace character (False for a null).
 
     Works on the last _WINDOW bytes only (slicing bytes is free, slicing characters
     is not): spaces and newlines are removed from that window; where any other
     whitespace (tabs, no-break spaces, ...) is in it, or it holds too few other
     bytes -- fewer than EDGE, plus 3 for a character the window may have cut at its
     start -- the string is done in Python. So the result equals
-    ``"".join(text.split()).encode()[-EDGE:]`` for every string.
+    ``"".join(text.split()).encode()[-EDGE:]`` for every string. Any other string
+    keeps a non-whitespace byte in its window, or is all spaces and newlines (then
+    the window is the whole string and nothing is left of it): the window also
+    answers whether the string has text, without a pass over the whole string.
     """
     raw = content.view(pa.binary())
     window = pc.binary_slice(raw, -_WINDOW)
@@ -271,13 +213,17 @@ def _tail(content: pa.Array) -> pa.Array:
     for ch in _COMMON_SPACE:
         squeezed = pc.replace_substring(squeezed, ch, "")
     edge = pc.binary_slice(squeezed, -EDGE)
-    short = pc.and_(pc.less(pc.binary_length(squeezed), EDGE + 3), pc.greater(pc.binary_length(raw), _WINDOW))
+    kept = pc.binary_length(squeezed)
+    short = pc.and_(pc.less(kept, EDGE + 3), pc.greater(pc.binary_length(raw), _WINDOW))
     redo = pc.or_(short, pc.match_substring_regex(window, _OTHER_SPACE_BYTES)).fill_null(False)
+    has_text = pc.greater(kept, 0).fill_null(False).to_numpy(zero_copy_only=False)
     where = np.flatnonzero(redo.to_numpy(zero_copy_only=False))
     if len(where) == 0:
-        return edge
-    exact = [tail_bytes(text or "") for text in content.take(pa.array(where)).to_pylist()]
-    return pc.replace_with_mask(edge, redo, pa.array(exact, pa.binary()))
+        return edge, has_text
+    squeezed_texts = ["".join((text or "").split()) for text in content.take(pa.array(where)).to_pylist()]
+    has_text[where] = [bool(text) for text in squeezed_texts]
+    exact = pa.array([text.encode()[-EDGE:] for text in squeezed_texts], pa.binary())
+    return pc.replace_with_mask(edge, redo, exact), has_text
 
 
 def tail_bytes(text: str) -> bytes:
@@ -289,15 +235,23 @@ class ColumnarPool(Sequence[Example]):
     """The valid records of a columnar source, as a sequence of Examples built on access.
 
     ``rows`` are positions in the file (0-based over every record, as in the ids).
+    ``orig_ids``, the file's own ids, may be an Arrow column: it becomes a list
+    when a record is first built or written, not at load time.
     """
 
     def __init__(self, turns: Conversations, rows: np.ndarray, source: str, ability: str,
-                 orig_ids: list[Any] | None) -> None:
+                 orig_ids: list[Any] | pa.ChunkedArray | pa.Array | None) -> None:
         self.turns = turns
         self.rows = rows
         self.source = source
         self.ability = ability
-        self.orig_ids = orig_ids
+        self._orig_ids = orig_ids
+
+    @property
+    def orig_ids(self) -> list[Any] | None:
+        if self._orig_ids is not None and not isinstance(self._orig_ids, list):
+            self._orig_ids = self._orig_ids.to_pylist()
+        return self._orig_ids
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -343,8 +297,15 @@ class ColumnarPool(Sequence[Example]):
 
     def subset(self, keep: np.ndarray) -> ColumnarPool:
         """The pool restricted to the records at ``keep`` (indices into this pool)."""
-        return ColumnarPool(self.turns, self.rows[keep], self.source, self.ability, self.orig_ids)
+        return ColumnarPool(self.turns, self.rows[keep], self.source, self.ability, self._orig_ids)
 
     def ids(self, index: np.ndarray | None = None) -> list[str]:
         rows = self.rows if index is None else self.rows[index]
         return self.turns.ids(self.source)[rows].tolist()
+
+    def id_array(self, index: np.ndarray | None = None) -> pa.Array:
+        """:meth:`ids` as an Arrow ``large_string`` array, made without Python strings."""
+        rows = self.rows if index is None else self.rows[index]
+        positions = pc.cast(pa.array(rows, pa.int64()), pa.large_string())
+        prefix = pa.scalar(f"{self.source}:", pa.large_string())
+        return pc.binary_join_element_wise(prefix, positions, pa.scalar("", pa.large_string()))

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sftmix.data.columnar import ColumnarPool, tail_bytes
 from sftmix.data.records import Example
@@ -104,19 +103,23 @@ def cross_source_duplicates(examples: ExampleSeq, source_parts: set[int]) -> int
         local = examples.local[positions]
         keys.append(fingerprints(part, local))
         if isinstance(part, ColumnarPool):
-            names = [part.source] * len(local)
+            sources.append(np.full(len(local), code.setdefault(part.source, len(code)), dtype=np.int64))
         else:
-            names = [part[i].source for i in local.tolist()]
-        sources.append(pa.array([code.setdefault(n, len(code)) for n in names], pa.int32()))
+            sources.append(np.array([code.setdefault(part[i].source, len(code)) for i in local.tolist()],
+                                    dtype=np.int64))
         where.append(positions)
-    if not keys:
+    if len(code) < 2:
         return 0
-    table = pa.table({"key": pa.concat_arrays(keys), "src": pa.concat_arrays(sources)})
-    spread = table.group_by("key").aggregate([("src", "count_distinct")])
-    multi = spread.filter(pc.greater(spread["src_count_distinct"], 1))["key"]
-    if len(multi) == 0:
+    # Fingerprints held by more than one source: among the repeated ones (few), count the
+    # distinct (fingerprint, source) pairs.
+    encoded = pa.chunked_array(keys, pa.binary()).combine_chunks().dictionary_encode()
+    fp = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    repeated = np.flatnonzero(np.bincount(fp, minlength=len(encoded.dictionary))[fp] > 1)
+    pairs = np.unique(fp[repeated] * len(code) + np.concatenate(sources)[repeated])
+    spread = np.bincount(pairs // len(code), minlength=len(encoded.dictionary))
+    candidates = np.concatenate(where)[repeated[spread[fp[repeated]] > 1]]
+    if len(candidates) == 0:
         return 0
-    candidates = np.concatenate(where)[pc.is_in(table["key"], value_set=multi).to_numpy(zero_copy_only=False)]
     first_source: dict[str, str] = {}
     cross: set[str] = set()
     for pos in np.sort(candidates).tolist():

@@ -26,12 +26,15 @@ written in the mixture file, so the same inputs and seed give the same bytes):
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from sftmix.data.records import Example
-from sftmix.data.sequence import column_of, ids_of
+from sftmix.data.sequence import counts_of, id_array_of
 
 MANIFEST_FORMAT = 1
 
@@ -39,10 +42,19 @@ TokenCounter = Callable[[Example], tuple[int, int]]
 
 
 def ids_sha256(examples: Sequence[Example]) -> str:
-    """sha256 of the ids, each followed by a newline (read without building Examples where possible)."""
-    ids = ids_of(examples)
-    text = "\n".join(ids) + "\n" if ids else ""
-    return hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of the ids, each followed by a newline (read without building Examples where possible).
+
+    The lines are made and hashed in Arrow: ``id + "\\n"`` per element, whose UTF-8
+    bytes lie end to end in the array's data buffer.
+    """
+    ids = id_array_of(examples)
+    if not len(ids):
+        return hashlib.sha256(b"").hexdigest()
+    newline, empty = pa.scalar("\n", pa.large_string()), pa.scalar("", pa.large_string())
+    lines = pc.binary_join_element_wise(ids, empty, newline)
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    start, stop = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return hashlib.sha256(memoryview(lines.buffers()[2])[start:stop]).hexdigest()
 
 
 class TokenTally:
@@ -84,8 +96,8 @@ def total_report(examples: Sequence[Example], tally: TokenTally, cross_source_du
                  ) -> dict[str, Any]:
     return {
         "count": len(examples),
-        "by_ability": dict(sorted(Counter(column_of(examples, "ability")).items())),
-        "by_source": dict(sorted(Counter(column_of(examples, "source")).items())),
+        "by_ability": dict(sorted(counts_of(examples, "ability").items())),
+        "by_source": dict(sorted(counts_of(examples, "source").items())),
         "cross_source_duplicates": cross_source_duplicates,
         "ids_sha256": ids_sha256(examples),
         **tally.totals(examples),

@@ -11,10 +11,12 @@ the manifest needs -- ids, sources, abilities -- is read per part at once; an
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 import numpy as np
+import pyarrow as pa
 
 from sftmix.data.columnar import ColumnarPool
 from sftmix.data.records import Example
@@ -96,6 +98,36 @@ class ExampleSeq(Sequence[Example]):
     def ids(self) -> list[str]:
         return self._per_part(_ids)
 
+    def id_array(self) -> pa.Array:
+        """The ids in order as an Arrow ``large_string`` array (columnar parts make no Python strings)."""
+        if len(self.parts) == 1:
+            return _id_array(self.parts[0], self.local)
+        pieces, where = [], []
+        for p, part in enumerate(self.parts):
+            positions = np.flatnonzero(self.part == p)
+            if len(positions):
+                pieces.append(_id_array(part, self.local[positions]))
+                where.append(positions)
+        if not pieces:
+            return pa.array([], pa.large_string())
+        order = np.empty(len(self), dtype=np.int64)  # element i is piece row order[i]
+        order[np.concatenate(where)] = np.arange(len(self), dtype=np.int64)
+        return pa.concat_arrays(pieces).take(pa.array(order))
+
+    def counts(self, attr: str) -> Counter[Any]:
+        """How many elements have each value of ``source`` or ``ability``."""
+        out: Counter[Any] = Counter()
+        sizes = np.bincount(self.part, minlength=len(self.parts))
+        for p, part in enumerate(self.parts):
+            if not sizes[p]:
+                continue
+            if isinstance(part, ColumnarPool):
+                out[getattr(part, attr)] += int(sizes[p])
+            else:
+                local = self.local if len(self.parts) == 1 else self.local[self.part == p]
+                out.update(_column(part, local, attr))
+        return out
+
     def json_lines(self) -> Iterator[str]:
         """Every element as ``Example.to_json()`` would write it, without building columnar ones."""
         for p, loc in zip(self.part.tolist(), self.local.tolist(), strict=True):
@@ -118,6 +150,14 @@ def _ids(part: Sequence[Example], local: np.ndarray) -> list[str]:
     return [part[i].id for i in local.tolist()]
 
 
+def _id_array(part: Sequence[Example], local: np.ndarray) -> pa.Array:
+    if isinstance(part, ColumnarPool):
+        return part.id_array(local)
+    if isinstance(part, ExampleSeq):
+        return part.take(local).id_array()
+    return pa.array([part[i].id for i in local.tolist()], pa.large_string())
+
+
 def _column(part: Sequence[Example], local: np.ndarray, attr: str) -> list[Any]:
     if isinstance(part, ColumnarPool):
         return [getattr(part, attr)] * len(local)
@@ -135,6 +175,13 @@ def ids_of(examples: Sequence[Example]) -> list[str]:
     return [ex.id for ex in examples]
 
 
+def id_array_of(examples: Sequence[Example]) -> pa.Array:
+    """:func:`ids_of` as an Arrow ``large_string`` array."""
+    if isinstance(examples, ExampleSeq | ColumnarPool):
+        return ExampleSeq.of(examples).id_array()
+    return pa.array([ex.id for ex in examples], pa.large_string())
+
+
 def json_lines(examples: Sequence[Example]) -> Iterator[str]:
     """``ex.to_json()`` of every example, in order (see :meth:`ExampleSeq.json_lines`)."""
     if isinstance(examples, ExampleSeq | ColumnarPool):
@@ -146,3 +193,10 @@ def column_of(examples: Sequence[Example], attr: str) -> list[Any]:
     if isinstance(examples, ExampleSeq | ColumnarPool):
         return ExampleSeq.of(examples).column(attr)
     return [getattr(ex, attr) for ex in examples]
+
+
+def counts_of(examples: Sequence[Example], attr: str) -> Counter[Any]:
+    """``Counter(column_of(examples, attr))``, counted per part where the sequence allows."""
+    if isinstance(examples, ExampleSeq | ColumnarPool):
+        return ExampleSeq.of(examples).counts(attr)
+    return Counter(getattr(ex, attr) for ex in examples)

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from sftmix.data.columnar import ColumnarPool, Conversations, read_table, turn_column
+from sftmix.data.arrow_jsonl import JsonlTable, read_table
+from sftmix.data.columnar import ColumnarPool, Conversations, turn_column
 from sftmix.data.duplicates import content_hash, mark_duplicates
 from sftmix.data.filters import apply_filters
 from sftmix.data.formats import READERS, Reader
@@ -113,12 +114,16 @@ def _load(spec: SourceSpec, base_dir: Path | None) -> LoadedSource:
     if spec.path is not None:
         location: Path | None = resolve(spec.path, base_dir)
         assert location is not None
+        sha: str | None = None
         if reader.columnar is not None and location.is_file():
-            columnar = _load_columnar(spec, reader, location)
-            if columnar is not None:
-                return _finish(columnar)
+            read = read_table(location)
+            if read is not None:
+                columnar = _load_columnar(spec, reader, read)
+                if columnar is not None:
+                    return _finish(columnar)
+                sha = read.sha256()  # the file is read the per-record way; its hash is known
         raws = read_raw(location, split=spec.split)
-        sha = source_sha256(location)
+        sha = sha or source_sha256(location)
         shown: str = spec.path
     else:
         assert spec.hub is not None
@@ -141,7 +146,7 @@ def _finish(loaded: LoadedSource) -> LoadedSource:
     return loaded
 
 
-def _load_columnar(spec: SourceSpec, reader: Reader, location: Path) -> LoadedSource | None:
+def _load_columnar(spec: SourceSpec, reader: Reader, read: JsonlTable) -> LoadedSource | None:
     """A conversation JSONL file read and checked column-wise, or None to read it record by record.
 
     Records the columnar checks reject go through the reader one by one, for the
@@ -150,10 +155,7 @@ def _load_columnar(spec: SourceSpec, reader: Reader, location: Path) -> LoadedSo
     """
     layout = reader.columnar
     assert layout is not None and spec.path is not None
-    read = read_table(location)
-    if read is None:
-        return None
-    table, body, end, sha = read
+    table, body, end = read.table, read.data, read.end
     column = turn_column(table, layout.field, layout.role_key, layout.content_key)
     if column is None:
         return None
@@ -177,9 +179,9 @@ def _load_columnar(spec: SourceSpec, reader: Reader, location: Path) -> LoadedSo
             except ValueError:  # json.loads disagrees with pyarrow's parser
                 return None
             return None
-    orig_ids = table.column("id").to_pylist() if layout.keeps_id and "id" in table.column_names else None
+    orig_ids = table.column("id") if layout.keeps_id and "id" in table.column_names else None
     pool = ColumnarPool(turns, np.flatnonzero(ok), spec.name, reader.ability, orig_ids)
-    return LoadedSource(spec, pool, sha, table.num_rows, skipped, reasons)
+    return LoadedSource(spec, pool, read.sha256(), table.num_rows, skipped, reasons)
 
 
 def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str
