@@ -177,8 +177,12 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path: Path, shared_data: 
     out = tmp_path / "out"
     env = dict(os.environ, SFTMIX_PROGRESS="0")
     env.pop("SFTMIX_CRASH_AT", None)
+    # A shell that starts the test suite in the background (`cmd &`) leaves SIGINT ignored,
+    # and Python installs no KeyboardInterrupt handler for a signal ignored at its start:
+    # give the study the default disposition a terminal's Ctrl-C would meet.
     proc = subprocess.Popen([sys.executable, "-m", "sftmix", "run", str(study), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not list((out / "jobs").glob("s-*.running")) and time.monotonic() < deadline:
         time.sleep(0.2)  # wait until a training stage is under way
