@@ -80,8 +80,9 @@ def worker_env(gpu: str | None, slots: int, base: dict[str, str] | None = None) 
     On CPU the workers share the machine's cores: each gets ``cpus // slots``
     threads. Left alone, every worker's torch would start one thread per core,
     and ``slots`` workers would then fight for the same cores; on a 2-core
-    machine two such workers train several times slower than two one-thread
-    workers (spin-waiting threads, measured in docs/lab.md). A user's own
+    machine two such workers trained 2.3 times slower than two one-thread
+    workers, and up to 12 times with other work running (spin-waiting threads;
+    docs/lab.md). A user's own
     ``OMP_NUM_THREADS`` is kept.
     """
     env = dict(os.environ if base is None else base)
