@@ -45,4 +45,9 @@ def test_width_weighs_expected_gain_against_cost() -> None:
     # No drafts at all.
     assert choose_width([[], []], [0.9, 0.9], fixed_cost=8.0) == 1
     # A draft longer than the others is only partly verified when the rest add cost.
-    assert 1 < choose_width([[1] * 8, [1]], [0.6, 0.6], fixed_cost=8.0) < 9
+    # Expected tokens per cost unit, (rows + gains) / (fixed + rows * width), by hand:
+    # p = 0.6: width 1: 2/10 = .200, 2: 3.2/12 = .267, 3: 3.56/14 = .254  -> 2;
+    # p = 0.9: 2: 3.8/12 = .317, 3: 4.61/14 = .329, 4: 5.339/16 = .334,
+    #          5: 5.995/18 = .333                                          -> 4.
+    assert choose_width([[1] * 8, [1]], [0.6, 0.6], fixed_cost=8.0) == 2
+    assert choose_width([[1] * 8, [1]], [0.9, 0.9], fixed_cost=8.0) == 4
