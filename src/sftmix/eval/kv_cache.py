@@ -72,7 +72,9 @@ class SlotCache:
                 continue
             raise SftmixError(f"generation: the model's cache layer {type(layer).__name__} is not "
                               "supported by the batched engine (it needs full-attention layers, or "
-                              f"a sliding window of at least {capacity} tokens)")
+                              f"a sliding window of at least {capacity} tokens); evaluate this "
+                              "model with the vllm backend, or with prompts plus max_new_tokens "
+                              "within its window")
         self.cache = probe
         self.layers = [_SlotLayer(self) for _ in probe.layers]
         probe.layers = self.layers  # the model calls probe.update(..., layer_idx)
