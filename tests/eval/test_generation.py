@@ -84,6 +84,13 @@ def test_continuous_batching_and_drafts_keep_greedy_exact(tiny, prompts) -> None
     assert drafting.stats["forwards"] < no_drafts.stats["forwards"]
 
 
+def test_packed_weights_keep_greedy_exact(tiny, prompts) -> None:
+    spec = GenerationSpec(max_new_tokens=32)
+    plain = engine(tiny, 4, packed_weights=False)(prompts, spec)
+    assert engine(tiny, 4, packed_weights=True)(prompts, spec) == plain
+    assert engine(tiny, 1, packed_weights=True)(prompts, spec) == plain
+
+
 def test_greedy_matches_transformers_generate(tiny) -> None:
     model, tokenizer = tiny
     text = "Question: Janet has 3 apples and buys 4 more. How many?\nAnswer:"

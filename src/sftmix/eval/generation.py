@@ -34,6 +34,7 @@ from sftmix.data.records import Message
 from sftmix.errors import SftmixError
 from sftmix.eval.base import GenerateFn, GenerationSpec
 from sftmix.eval.decoder import BatchDecoder
+from sftmix.eval.packed_linear import packed_linears
 from sftmix.templates import ChatTemplate, get_template
 
 log = logging.getLogger(__name__)
@@ -112,12 +113,16 @@ class HFGenerator:
     prompt plus the new tokens allows fewer); ``draft_tokens`` caps the prompt-lookup
     drafts a greedy row may carry per step (0 turns them off) and ``fixed_cost`` is a
     forward pass's size-independent cost in tokens' worth of compute, which decides
-    when drafts pay. After each call, ``stats`` holds the decoder's counts.
+    when drafts pay. ``packed_weights`` runs the linear layers on oneDNN with weights
+    prepacked for the call, on a CPU where the build allows
+    (:mod:`sftmix.eval.packed_linear`). After each call, ``stats`` holds the decoder's
+    counts.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, renderer: PromptRenderer | None = None, *,
                  batch_size: int = 32, max_batch_tokens: int = 32768, progress: bool = True,
-                 draft_tokens: int = 8, fixed_cost: float | None = None) -> None:
+                 draft_tokens: int = 8, fixed_cost: float | None = None,
+                 packed_weights: bool = True) -> None:
         if batch_size < 1 or max_batch_tokens < 1 or draft_tokens < 0:
             raise SftmixError(f"generation: batch_size ({batch_size}) and max_batch_tokens "
                               f"({max_batch_tokens}) must be positive, draft_tokens "
@@ -129,6 +134,7 @@ class HFGenerator:
         self.max_batch_tokens = max_batch_tokens
         self.progress = progress
         self.draft_tokens = draft_tokens
+        self.packed_weights = packed_weights
         self.stats: dict[str, int] = {}  # the decoder's counts for the last call
         self.device = next(model.parameters()).device
         self.eos_ids = self._eos_ids()
@@ -179,7 +185,7 @@ class HFGenerator:
         decoder = BatchDecoder(self.model, slots=self._slots(max(map(len, encoded)), spec.max_new_tokens),
                                eos_ids=self.eos_ids, pad_id=self.pad_id,
                                draft_tokens=self.draft_tokens, fixed_cost=self.fixed_cost)
-        with torch.inference_mode():
+        with torch.inference_mode(), packed_linears(self.model, self.packed_weights):
             decoder.run([encoded[i] for i, _ in units], spec,
                         [_unit_seed(spec.seed, i, s) for i, s in units],
                         lambda logits, gens: self._choose(logits, spec, gens),
