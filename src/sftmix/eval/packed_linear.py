@@ -21,6 +21,7 @@ correctly; anywhere else the block runs the model unchanged.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +44,9 @@ def _product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
+@functools.cache
 def _usable(dtype: torch.dtype) -> bool:
-    """Whether this build runs a packed product in ``dtype`` and gets it right."""
+    """Whether this build runs a packed product in ``dtype`` and gets it right (asked once)."""
     if not (torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
             and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
