@@ -48,7 +48,7 @@ def test_the_model_gives_the_same_logits_through_packed_weights(tiny, monkeypatc
     with torch.inference_mode():
         plain = tiny(input_ids=ids).logits
         with packed_linears(tiny) as used:
-            calls[0] = 0  # not the trial product that checks the build
+            calls[0] = 0  # count this forward pass only
             packed = tiny(input_ids=ids).logits
             assert all("forward" in vars(m) for m in linears)
     assert used
@@ -80,7 +80,7 @@ def test_tied_weights_are_packed_once_and_subclasses_are_left_alone(monkeypatch)
             h = model[0](x)
             got = (model[1](h), model[3](h))
     assert used
-    # The first layer and the shared weight (the trial product that checks the build aside).
+    # The first layer and the shared weight (not the trial weight that checks the build).
     weights = {id(p) for p in model.parameters()}
     assert [id(w) for w in packs if id(w) in weights] == [id(model[0].weight), id(shared.weight)]
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)

@@ -4,8 +4,9 @@ A decoding step of a small model on a CPU is almost all matrix products (about
 three quarters of SmolLM2-135M's step at 32 rows), and PyTorch sends
 ``nn.Linear`` to MKL's ``sgemm``, which on AMD processors reaches about half of
 the core's arithmetic peak. oneDNN's matmul on a weight reordered once into its
-blocked layout runs 2-3x faster on the shapes of batched decoding
-(``bench/eval_bench.py``; figures in ``docs/benchmarks/eval.md``).
+blocked layout runs 2-3x faster on the shapes of batched decoding; a whole
+decoding step of SmolLM2 1.5-2.2x (``bench/eval_steps.py``; figures in
+``docs/benchmarks/eval.md``).
 
 :func:`packed_linears` reorders every ``nn.Linear`` weight of a model once (tied
 weights share one copy) and, for the duration of the ``with`` block, runs those
