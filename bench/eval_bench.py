@@ -6,7 +6,7 @@ SmolLM2-135M-Instruct generates:
 * one prompt at a time with transformers' ``model.generate``;
 * in batches of ``--batch-size`` with ``model.generate`` (left padding, prompts in
   their given order) -- plain batched generation;
-* with sftmix's engine (:class:`sftmix.eval.generation.HFGenerator`) with
+* with sftmix's engine (:class:`sftmix.eval.engine.generation.HFGenerator`) with
   ``--batch-size`` rows in flight.
 
 The default workload is what ``sftmix eval --suite gsm8k`` runs: GSM8K test
@@ -46,7 +46,7 @@ import torch
 
 from sftmix.data.records import Message
 from sftmix.eval.base import GenerationSpec
-from sftmix.eval.generation import HFGenerator, PromptRenderer
+from sftmix.eval.engine.generation import HFGenerator, PromptRenderer
 from sftmix.train.models import import_gguf, smollm2_gguf_path
 
 ROOT = Path(__file__).resolve().parents[1]

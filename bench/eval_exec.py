@@ -40,8 +40,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sftmix.eval.code import HumanEvalTask
 from sftmix.eval.sandbox import namespaces_available
+from sftmix.eval.tasks.code import HumanEvalTask
 
 _COMMENTED_EXEC = re.compile(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", re.MULTILINE)
 

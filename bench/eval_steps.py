@@ -3,7 +3,7 @@
 For 1, 16, 32 and 64 rows, each with a 300-token KV cache, times a forward pass of
 one new token per row through ``model(...)`` -- first as transformers runs it (its
 linear layers on MKL's ``sgemm``), then inside
-:func:`sftmix.eval.packed_linear.packed_linears` -- and prints ms per step, tokens/s
+:func:`sftmix.eval.engine.packed_linear.packed_linears` -- and prints ms per step, tokens/s
 and the ratio. This is the per-step cost behind ``bench/eval_bench.py``'s figures
 (``docs/benchmarks/eval.md``). The last line is a JSON object of the figures.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, DynamicCache
 
-from sftmix.eval.packed_linear import packed_linears
+from sftmix.eval.engine.packed_linear import packed_linears
 from sftmix.train.models import import_gguf, smollm2_gguf_path
 
 CONTEXT = 300

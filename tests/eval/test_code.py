@@ -11,8 +11,8 @@ import pytest
 
 from sftmix.errors import ConfigError, DataError, SftmixError
 from sftmix.eval.base import TASKS
-from sftmix.eval.code import HumanEvalTask, MBPPTask, mbpp_entry_point
-from sftmix.eval.code_extract import (
+from sftmix.eval.tasks.code import HumanEvalTask, MBPPTask, mbpp_entry_point
+from sftmix.eval.tasks.code_extract import (
     continue_body,
     keep_definitions,
     pass_at_k,

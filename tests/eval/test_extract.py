@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sftmix.eval.extract import (
+from sftmix.answers.extract import (
     GSM8K_FLEXIBLE,
     GSM8K_STRICT,
     MATH_ANSWER_PHRASE,
@@ -21,7 +21,7 @@ from sftmix.eval.extract import (
     take_first,
     take_last,
 )
-from sftmix.eval.math_normalise import normalise_math_answer
+from sftmix.answers.math_normalise import normalise_math_answer
 
 
 @pytest.mark.parametrize(

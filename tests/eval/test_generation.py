@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from sftmix.data.records import Message
 from sftmix.errors import SftmixError
 from sftmix.eval.base import GenerationSpec
-from sftmix.eval.generation import (
+from sftmix.eval.engine.generation import (
     HFGenerator,
     PromptRenderer,
     _filter_top_p,

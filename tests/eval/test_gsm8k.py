@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import sftmix.eval.gsm8k  # noqa: F401  (registers the task)
+import sftmix.eval.tasks.gsm8k  # noqa: F401  (registers the task)
 from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError
 from sftmix.eval.base import TASKS, GenerationSpec
-from sftmix.eval.gsm8k import GSM8KTask, read_gsm8k
+from sftmix.eval.tasks.gsm8k import GSM8KTask, read_gsm8k
 
 
 @pytest.fixture(scope="module")

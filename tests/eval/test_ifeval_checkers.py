@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from sftmix.errors import DataError, SftmixError
-from sftmix.eval.ifeval.checkers import CHECKERS, make_checker
-from sftmix.eval.ifeval.language import SUPPORTED, detect_language
-from sftmix.eval.ifeval.text import count_sentences, count_words, split_sentences
+from sftmix.eval.tasks.ifeval.checkers import CHECKERS, make_checker
+from sftmix.eval.tasks.ifeval.language import SUPPORTED, detect_language
+from sftmix.eval.tasks.ifeval.text import count_sentences, count_words, split_sentences
 
 LONG = " ".join(["The garden grows slowly."] * 80)  # 320 words, 80 sentences
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import ConfigError
-from sftmix.eval.ifeval.constraints import RANGES, SPECS
-from sftmix.eval.ifeval.generator import (
+from sftmix.eval.tasks.ifeval.constraints import RANGES, SPECS
+from sftmix.eval.tasks.ifeval.generator import (
     FAMILIES,
     generate,
     generate_items,
@@ -20,7 +20,7 @@ from sftmix.eval.ifeval.generator import (
     to_example,
     write_ifeval_jsonl,
 )
-from sftmix.eval.ifeval.task import IFEvalTask
+from sftmix.eval.tasks.ifeval.task import IFEvalTask
 
 
 @pytest.fixture(scope="module")

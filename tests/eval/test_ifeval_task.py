@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-import sftmix.eval.ifeval.task  # noqa: F401  (registers the task)
+import sftmix.eval.tasks.ifeval.task  # noqa: F401  (registers the task)
 from sftmix.errors import ConfigError, DataError
 from sftmix.eval.base import TASKS
-from sftmix.eval.ifeval.checkers import CHECKERS
-from sftmix.eval.ifeval.task import (
+from sftmix.eval.stats import summarise
+from sftmix.eval.tasks.ifeval.checkers import CHECKERS
+from sftmix.eval.tasks.ifeval.task import (
     IFEvalTask,
     read_ifeval,
     response_variants,
     unsupported_instructions,
 )
-from sftmix.eval.stats import summarise
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import ConfigError, SftmixError
-from sftmix.eval.judge import ChatRequest, JudgeClient, JudgeConfig
+from sftmix.eval.tasks.judge import ChatRequest, JudgeClient, JudgeConfig
 from tests.eval.fake_openai import (
     FakeOpenAI,
     Fault,

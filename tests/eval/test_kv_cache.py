@@ -7,7 +7,7 @@ import torch
 from transformers import DynamicCache, LlamaConfig
 
 from sftmix.errors import SftmixError
-from sftmix.eval.kv_cache import SlotCache
+from sftmix.eval.engine.kv_cache import SlotCache
 
 CONFIG = LlamaConfig(num_hidden_layers=2, hidden_size=8, num_attention_heads=2,
                      num_key_value_heads=1, intermediate_size=16, vocab_size=10)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import sftmix.eval.math_task  # noqa: F401  (registers the task)
+import sftmix.eval.tasks.math_task  # noqa: F401  (registers the task)
+from sftmix.answers.extract import math_equiv
 from sftmix.errors import ConfigError, DataError
 from sftmix.eval.base import TASKS
-from sftmix.eval.extract import math_equiv
-from sftmix.eval.math_task import DEFAULT_INSTRUCTION, MathTask, extract_answer, read_math
+from sftmix.eval.tasks.math_task import DEFAULT_INSTRUCTION, MathTask, extract_answer, read_math
 
 
 @pytest.fixture(scope="module")

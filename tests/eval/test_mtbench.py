@@ -13,8 +13,8 @@ import pytest
 from sftmix.data.records import Message
 from sftmix.errors import DataError
 from sftmix.eval.base import TASKS, GenerationSpec
-from sftmix.eval.mtbench import DEFAULT_PROMPTS, MTBenchTask, parse_rating
 from sftmix.eval.stats import summarise
+from sftmix.eval.tasks.mtbench import DEFAULT_PROMPTS, MTBenchTask, parse_rating
 from tests.eval.fake_openai import FakeOpenAI
 
 

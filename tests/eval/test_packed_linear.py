@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from sftmix.eval import packed_linear
-from sftmix.eval.packed_linear import packed_linears
+from sftmix.eval.engine import packed_linear
+from sftmix.eval.engine.packed_linear import packed_linears
 from tests.eval.models import one_torch_thread, tiny_model_dir
 
 pytestmark = pytest.mark.skipif(not packed_linear._usable(torch.float32),

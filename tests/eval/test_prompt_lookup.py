@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sftmix.eval.prompt_lookup import PRIOR_ACCEPT, NgramLookup, choose_width
+from sftmix.eval.engine.prompt_lookup import PRIOR_ACCEPT, NgramLookup, choose_width
 
 
 def test_draft_follows_the_latest_earlier_match() -> None:

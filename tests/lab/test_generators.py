@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from sftmix.answers.extract import gsm8k_reference
 from sftmix.data.sources import load_source
 from sftmix.data.spec import SourceSpec
 from sftmix.errors import ConfigError, SftmixError
-from sftmix.eval.code import HUMANEVAL_CHAT, HumanEvalTask
-from sftmix.eval.extract import gsm8k_reference
-from sftmix.eval.gsm8k import GSM8KTask
-from sftmix.eval.ifeval.checkers import CHECKERS, make_checker
-from sftmix.eval.ifeval.task import IFEvalTask
+from sftmix.eval.tasks.code import HUMANEVAL_CHAT, HumanEvalTask
+from sftmix.eval.tasks.gsm8k import GSM8KTask
+from sftmix.eval.tasks.ifeval.checkers import CHECKERS, make_checker
+from sftmix.eval.tasks.ifeval.task import IFEvalTask
 from sftmix.lab.generators import GENERATORS, text_corpus, write_lab_corpus
 from sftmix.lab.generators import code as code_gen
 from sftmix.lab.generators import general as general_gen

@@ -35,6 +35,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
+from sftmix.answers import extract
+from sftmix.answers.extract import last_boxed
 from sftmix.data.records import Example, Message
 from sftmix.data.validate import (
     RecordError,
@@ -45,8 +47,6 @@ from sftmix.data.validate import (
     require_text,
     turn_list,
 )
-from sftmix.eval import extract
-from sftmix.eval.extract import last_boxed
 from sftmix.registry import Registry
 
 

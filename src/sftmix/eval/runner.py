@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 
 # Modules that register suites in TASKS; a module not present in this install is skipped.
 SUITE_MODULES = (
-    "sftmix.eval.gsm8k",
-    "sftmix.eval.math_task",
-    "sftmix.eval.code",
-    "sftmix.eval.ifeval.task",
-    "sftmix.eval.mtbench",
+    "sftmix.eval.tasks.gsm8k",
+    "sftmix.eval.tasks.math_task",
+    "sftmix.eval.tasks.code",
+    "sftmix.eval.tasks.ifeval.task",
+    "sftmix.eval.tasks.mtbench",
 )
 # Where each suite's benchmark file lies under a data folder laid out like ../shared/data.
 DEFAULT_PATHS = {
@@ -132,7 +132,7 @@ def evaluate_model(model_dir: str | Path, suites: Mapping[str, Mapping[str, Any]
 
     ``generate`` replaces the model's own generate function (tests, remote backends).
     """
-    from sftmix.eval.generation import load_generator
+    from sftmix.eval.engine.generation import load_generator
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not suites:

@@ -20,11 +20,11 @@ from sftmix.study.config import GENERAL, StudyConfig
 # Modules that register evaluation suites and data readers; imported so that the
 # names a study uses can be checked against the registries.
 _REGISTRY_MODULES = (
-    "sftmix.eval.gsm8k",
-    "sftmix.eval.math_task",
-    "sftmix.eval.code",
-    "sftmix.eval.ifeval.task",
-    "sftmix.eval.mtbench",
+    "sftmix.eval.tasks.gsm8k",
+    "sftmix.eval.tasks.math_task",
+    "sftmix.eval.tasks.code",
+    "sftmix.eval.tasks.ifeval.task",
+    "sftmix.eval.tasks.mtbench",
     "sftmix.data.formats",
 )
 

@@ -108,7 +108,7 @@ def _failpoint_callback() -> Any:
 def evaluate(payload: dict[str, Any], out: Path) -> None:
     """Every suite of one model: the model is loaded once, complete suites are skipped."""
     from sftmix.artifacts import is_complete
-    from sftmix.eval.generation import load_generator
+    from sftmix.eval.engine.generation import load_generator
     from sftmix.eval.runner import build_suite, run_suite
 
     generate = None

@@ -32,7 +32,7 @@ from pydantic import Field
 
 from sftmix.config import StrictModel
 from sftmix.errors import ConfigError
-from sftmix.eval.code import HUMANEVAL_CHAT
+from sftmix.eval.tasks.code import HUMANEVAL_CHAT
 from sftmix.lab.generators.heldout import Drawer, Drawn, Split, parse_difficulty
 
 

@@ -1,7 +1,7 @@
 """Verifiable instructions and replies built to follow them, for the general generator.
 
 Instruction ids and kwargs are IFEval's, so IFEval's checkers (and
-``sftmix.eval.ifeval``) score the lab's prompts unchanged. A reply is built in
+``sftmix.eval.tasks.ifeval``) score the lab's prompts unchanged. A reply is built in
 a fixed order because later steps must not undo earlier ones: choose topic
 sentences (content instructions), shape them (bullets or ``***`` paragraphs),
 decorate (title, postscript, end phrase), then transform the whole text (case,

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sftmix.eval.ifeval.checkers import Checker, make_checker
+from sftmix.eval.tasks.ifeval.checkers import Checker, make_checker
 
 BODY = (
     "{T} shapes the way many people plan their days.",

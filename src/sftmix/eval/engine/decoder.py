@@ -1,15 +1,15 @@
 """Continuous batching over a transformers causal LM's forward pass, on token ids.
 
-:class:`BatchDecoder` is the loop behind :class:`sftmix.eval.generation.HFGenerator`.
+:class:`BatchDecoder` is the loop behind :class:`sftmix.eval.engine.generation.HFGenerator`.
 A benchmark's answers differ wildly in length, so the batch is a set of row slots
-(:class:`~sftmix.eval.kv_cache.SlotCache`) rather than a fixed group of prompts:
+(:class:`~sftmix.eval.engine.kv_cache.SlotCache`) rather than a fixed group of prompts:
 
 * a row that finishes (end-of-sequence token, stop string, token limit) leaves at
   once, and when a quarter of the slots are free the next prompts in the queue are
   prefilled together and join the running batch, so the matrix multiplications keep
   working on many rows until the queue runs dry;
 * once few rows are left, greedy decoding lets each row carry prompt-lookup draft
-  tokens (:mod:`sftmix.eval.prompt_lookup`) that the model verifies in the same
+  tokens (:mod:`sftmix.eval.engine.prompt_lookup`) that the model verifies in the same
   forward pass, so the tail of long answers is not decoded one token per pass.
 
 Every row has its own position ids and attends only to its own columns, and a draft
@@ -29,8 +29,8 @@ import torch
 from transformers import DynamicCache
 
 from sftmix.eval.base import GenerationSpec
-from sftmix.eval.kv_cache import SlotCache
-from sftmix.eval.prompt_lookup import NgramLookup, choose_width
+from sftmix.eval.engine.kv_cache import SlotCache
+from sftmix.eval.engine.prompt_lookup import NgramLookup, choose_width
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class BatchDecoder:
     ``draft_tokens`` caps the prompt-lookup drafts per row and step (0 disables them);
     ``fixed_cost`` is a forward pass's cost independent of its size, in units of the
     cost of one token, which decides when drafts pay (see
-    :func:`~sftmix.eval.prompt_lookup.choose_width`).
+    :func:`~sftmix.eval.engine.prompt_lookup.choose_width`).
     """
 
     def __init__(self, model: torch.nn.Module, *, slots: int, eos_ids: set[int], pad_id: int,

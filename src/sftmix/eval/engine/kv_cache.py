@@ -1,6 +1,6 @@
 """A KV cache of fixed row slots, for decoding with rows that come and go.
 
-:class:`SlotCache` backs :class:`sftmix.eval.generation.HFGenerator`'s continuous
+:class:`SlotCache` backs :class:`sftmix.eval.engine.generation.HFGenerator`'s continuous
 batching. Every layer keeps one preallocated buffer ``[slots, kv_heads, capacity,
 head_dim]`` for keys and one for values; the first ``rows`` slots are in use. All rows
 write their new tokens into the same columns (``end`` onwards), so a forward pass over

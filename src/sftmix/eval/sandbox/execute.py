@@ -26,7 +26,7 @@ Two isolation modes, chosen once per process (``isolation="auto"``):
 
 Scoring: a run *passes* only if the interpreter exits with status 0 **and**
 the trusted epilogue wrote a random per-run nonce on a private pipe after the
-program and its checks completed (see :mod:`sftmix.eval.sandbox_driver`).
+program and its checks completed (see :mod:`sftmix.eval.sandbox.driver`).
 
 What this does NOT protect against (read before running hostile code):
 
@@ -71,11 +71,11 @@ from functools import cache
 from pathlib import Path
 
 from sftmix.errors import ConfigError, SftmixError
-from sftmix.eval.sandbox_watch import boot_ticks, capture_output, hunt_marked_processes
+from sftmix.eval.sandbox.watch import boot_ticks, capture_output, hunt_marked_processes
 
 log = logging.getLogger(__name__)
 
-_DRIVER = (Path(__file__).with_name("sandbox_driver.py")).read_text(encoding="utf-8")
+_DRIVER = (Path(__file__).with_name("driver.py")).read_text(encoding="utf-8")
 # For this very interpreter the driver is sent compiled (marshal is version-specific),
 # ahead of the payload on stdin, which saves compiling it in every run.
 _DRIVER_CODE = marshal.dumps(compile(_DRIVER, "<sftmix-sandbox-driver>", "exec"))

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sftmix.eval.math_normalise import matching_brace, normalise_math_answer
+from sftmix.answers.math_normalise import matching_brace, normalise_math_answer
 
 Filter = Callable[[list[str]], list[str]]
 

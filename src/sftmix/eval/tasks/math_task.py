@@ -10,7 +10,7 @@ Completions are scored two ways:
     the last number. Models fine-tuned on GSM8K never learned to box, and
     scoring them only on boxing would measure the format, not the maths.
 
-Answers are compared with :func:`sftmix.eval.extract.math_equiv`.
+Answers are compared with :func:`sftmix.answers.extract.math_equiv`.
 
 ``mode="chat"`` asks zero-shot through the chat template, the problem followed
 by ``instruction``; ``mode="fewshot"`` writes raw ``Problem: ...\\nSolution: ...``
@@ -24,10 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sftmix.data.records import Message
-from sftmix.errors import ConfigError, DataError, where
-from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
-from sftmix.eval.extract import (
+from sftmix.answers.extract import (
     GSM8K_FLEXIBLE,
     MATH_ANSWER_PHRASE,
     MATH_BOXED,
@@ -35,6 +32,9 @@ from sftmix.eval.extract import (
     last_boxed,
     math_equiv,
 )
+from sftmix.data.records import Message
+from sftmix.errors import ConfigError, DataError, where
+from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
 from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.task_options import build_task
 

@@ -34,9 +34,9 @@ from typing import Any
 from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, where
 from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
-from sftmix.eval.ifeval.checkers import CHECKERS, Checker, make_checker
 from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.task_options import build_task
+from sftmix.eval.tasks.ifeval.checkers import CHECKERS, Checker, make_checker
 
 log = logging.getLogger(__name__)
 

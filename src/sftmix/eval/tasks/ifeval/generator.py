@@ -29,9 +29,9 @@ from typing import Any
 
 from sftmix.data.records import Example, Message
 from sftmix.errors import ConfigError
-from sftmix.eval.ifeval.checkers import make_checker
-from sftmix.eval.ifeval.constraints import SPECS, SPLITS, compatible
-from sftmix.eval.ifeval.respond import write_reply
+from sftmix.eval.tasks.ifeval.checkers import make_checker
+from sftmix.eval.tasks.ifeval.constraints import SPECS, SPLITS, compatible
+from sftmix.eval.tasks.ifeval.respond import write_reply
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Two prompting protocols (``mode``):
 ``chat`` (default; how a chat fine-tuned model is asked)
     The problem is the user's message; the answer is expected to contain the
     function, usually in a fenced block among prose. See
-    :mod:`sftmix.eval.code_extract` for how the code is taken out.
+    :mod:`sftmix.eval.tasks.code_extract` for how the code is taken out.
 ``completion`` (the original Codex / bigcode-harness protocol)
     The raw prompt (HumanEval: signature and docstring; MBPP: the description
     and first test in a docstring) is continued; generation stops at the
@@ -40,7 +40,6 @@ from tqdm import tqdm
 from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, SftmixError
 from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
-from sftmix.eval.code_extract import pass_at_k, solution_code
 from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.sandbox import (
     ExecResult,
@@ -51,6 +50,7 @@ from sftmix.eval.sandbox import (
     resolve_isolation,
 )
 from sftmix.eval.task_options import build_task
+from sftmix.eval.tasks.code_extract import pass_at_k, solution_code
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Two backends share one interface, ``generate(prompts, spec) -> [[str] * spec.n]`
 
 * :class:`HFGenerator` -- transformers models on CPU or one GPU. It runs its own
   decode loop over the model's forward pass rather than ``model.generate``
-  (:class:`sftmix.eval.decoder.BatchDecoder`), because a benchmark's answers
+  (:class:`sftmix.eval.engine.decoder.BatchDecoder`), because a benchmark's answers
   differ wildly in length: finished rows leave the batch at once and queued
   prompts take their slots (continuous batching), and when few rows are left,
   greedy rows carry prompt-lookup drafts that the model verifies in the same
@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 from sftmix.data.records import Message
 from sftmix.errors import SftmixError
 from sftmix.eval.base import GenerateFn, GenerationSpec
-from sftmix.eval.decoder import BatchDecoder
-from sftmix.eval.packed_linear import packed_linears
+from sftmix.eval.engine.decoder import BatchDecoder
+from sftmix.eval.engine.packed_linear import packed_linears
 from sftmix.templates import ChatTemplate, get_template
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class HFGenerator:
     forward pass's size-independent cost in tokens' worth of compute, which decides
     when drafts pay. ``packed_weights`` runs the linear layers on oneDNN with weights
     prepacked for the call, on a CPU where the build allows
-    (:mod:`sftmix.eval.packed_linear`). After each call, ``stats`` holds the decoder's
+    (:mod:`sftmix.eval.engine.packed_linear`). After each call, ``stats`` holds the decoder's
     counts.
     """
 

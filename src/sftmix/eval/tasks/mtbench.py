@@ -7,7 +7,7 @@ The protocol follows FastChat's single-answer grading:
 * generation temperature depends on the category (writing and roleplay 0.7,
   stem and humanities 0.1, everything else greedy);
 * each turn is graded separately on 1-10 by any OpenAI-compatible endpoint
-  (:mod:`sftmix.eval.judge`); maths, reasoning and coding are graded against a
+  (:mod:`sftmix.eval.tasks.judge`); maths, reasoning and coding are graded against a
   reference answer; turn 2 is graded with the whole conversation in view;
 * the judge is asked ``repetitions`` times (default 3, as the reference study
   did) and the ratings are averaged; a judgement whose rating cannot be parsed
@@ -34,8 +34,8 @@ from typing import Any
 from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, where
 from sftmix.eval.base import TASKS, EvalItem, GenerateFn, GenerationSpec, ItemResult, Metric, Task
-from sftmix.eval.judge import ChatRequest, JudgeClient, JudgeConfig, judge_config
 from sftmix.eval.task_options import build_task
+from sftmix.eval.tasks.judge import ChatRequest, JudgeClient, JudgeConfig, judge_config
 
 log = logging.getLogger(__name__)
 

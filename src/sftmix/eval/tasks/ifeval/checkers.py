@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sftmix.errors import DataError
-from sftmix.eval.ifeval.language import detect_language
-from sftmix.eval.ifeval.text import RELATIONS, compare, count_sentences, count_words, words
+from sftmix.eval.tasks.ifeval.language import detect_language
+from sftmix.eval.tasks.ifeval.text import RELATIONS, compare, count_sentences, count_words, words
 from sftmix.registry import Registry
 
 

@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sftmix.answers.extract import GSM8K_FLEXIBLE, GSM8K_STRICT, gsm8k_reference, numbers_equal
 from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, where
 from sftmix.eval.base import TASKS, EvalItem, GenerationSpec, ItemResult, Metric, Task
-from sftmix.eval.extract import GSM8K_FLEXIBLE, GSM8K_STRICT, gsm8k_reference, numbers_equal
 from sftmix.eval.jsonl import iter_jsonl
 from sftmix.eval.task_options import build_task
 
