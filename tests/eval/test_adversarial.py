@@ -170,6 +170,9 @@ HOSTILE: dict[str, str] = {
     "become_root": "import os\nos.setuid(0)\n" + WRONG,
     "mount_escape": "import subprocess\n"
                     "subprocess.run(['mount', '-t', 'tmpfs', 'none', '/mnt'], check=True)\n",
+    "nested_user_namespace": "import subprocess\n"
+                             "subprocess.run(['unshare', '-r', '--mount', 'mount', '-t', 'tmpfs',"
+                             " 'none', '/tmp'], check=True)\n",
     "forge_marker": "import os\ndata = os.read(0, 1 << 20)\n"
                     "for fd in range(3, 64):\n    try:\n        os.write(fd, data or b'0' * 32)\n"
                     "    except OSError:\n        pass\n" + WRONG + "os._exit(0)\n",

@@ -14,14 +14,18 @@ therefore stay self-contained (standard library only, no sftmix imports). In ord
    creates the working directory and sets ``no_new_privs``;
 3. sets the resource limits (soft = hard, so they cannot be raised again);
 4. drops to the run's own unprivileged uid/gid with no supplementary groups;
-5. without a network namespace, replaces the socket constructors (not a
+5. sets ``no_new_privs`` and installs a seccomp filter that refuses new
+   namespaces (``unshare``/``clone`` with a ``CLONE_NEW*`` flag, ``setns``;
+   ``clone3``, whose flags a filter cannot see, answers ENOSYS so that the C
+   library falls back to ``clone``), in both isolation modes;
+6. without a network namespace, replaces the socket constructors (not a
    security boundary; see docs/sandbox.md);
-6. executes the program in a fresh ``__main__`` namespace, then the check code
+7. executes the program in a fresh ``__main__`` namespace, then the check code
    in a namespace built from the program's globals but with *pristine*
    builtins (captured before the program ran) and freshly compiled test code,
    so that redefining ``check``, ``assert``-related names or builtins does not
    neuter the tests;
-7. writes the nonce to the completion-marker fd. The caller counts a run as
+8. writes the nonce to the completion-marker fd. The caller counts a run as
    passed only with exit status 0 *and* the nonce, so ``sys.exit(0)`` or
    ``os._exit(0)`` before the checks finish is a failure.
 """
@@ -32,6 +36,7 @@ import builtins
 import marshal
 import os
 import resource
+import struct
 import sys
 
 TYPE_CHECKING = False  # importing typing would cost start-up time in every run
@@ -41,6 +46,17 @@ if TYPE_CHECKING:
 SETUP_FAILED = 97  # exit status for a sandbox that could not be set up (not the program's fault)
 MS_BIND, MS_REC, MS_MOVE = 4096, 16384, 8192
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+# Every namespace a process could create: NEWTIME, NEWNS, NEWCGROUP, NEWUTS, NEWIPC,
+# NEWUSER, NEWPID, NEWNET. A user namespace is the one an unprivileged program can
+# create on its own (and with it the others); none of them is needed to score code.
+CLONE_NEW_ANY = 0x80 | 0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
+    | 0x20000000 | 0x40000000
+# machine -> (AUDIT_ARCH_*, {syscall: number}) for the architectures the filter knows.
+SYSCALLS = {
+    "x86_64": (0xC000003E, {"clone": 56, "unshare": 272, "setns": 308, "clone3": 435}),
+    "aarch64": (0xC00000B7, {"clone": 220, "unshare": 97, "setns": 268, "clone3": 435}),
+}
 
 
 def _fail_setup(message: str) -> NoReturn:
@@ -165,6 +181,61 @@ class _SocketGuard:
         return None
 
 
+def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k)
+
+
+def _seccomp_program() -> bytes | None:
+    """A classic-BPF seccomp filter refusing namespace creation (None: unknown machine).
+
+    Syscalls of another ABI than the native one (i386 on x86_64, x32 numbers) are
+    refused outright: their numbers differ, and no Python program needs them.
+    """
+    known = SYSCALLS.get(os.uname().machine)
+    if known is None:
+        return None
+    arch, nr = known
+    ld_w, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    return b"".join((
+        _bpf(ld_w, 4),                           # 0: arch
+        _bpf(jeq, arch, 1, 0),                   # 1
+        _bpf(ret, eperm),                        # 2: foreign ABI
+        _bpf(ld_w, 0),                           # 3: syscall number
+        _bpf(jge, 0x40000000, 0, 1),             # 4: x32 numbers
+        _bpf(ret, eperm),                        # 5
+        _bpf(jeq, nr["clone3"], 0, 1),           # 6
+        _bpf(ret, enosys),                       # 7
+        _bpf(jeq, nr["setns"], 0, 1),            # 8
+        _bpf(ret, eperm),                        # 9
+        _bpf(jeq, nr["unshare"], 1, 0),          # 10
+        _bpf(jeq, nr["clone"], 0, 3),            # 11
+        _bpf(ld_w, 16),                          # 12: low half of the first argument (flags)
+        _bpf(jset, CLONE_NEW_ANY, 0, 1),         # 13
+        _bpf(ret, eperm),                        # 14
+        _bpf(ret, allow),                        # 15
+    ))
+
+
+def _deny_namespaces(libc: Any) -> None:
+    """Install the filter; it holds for the program and every process it starts."""
+    import ctypes
+
+    program = _seccomp_program()
+    if program is None:
+        return
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        _fail_setup("prctl(PR_SET_NO_NEW_PRIVS) failed")
+    filters = ctypes.create_string_buffer(program, len(program))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(program) // 8, ctypes.cast(filters, ctypes.c_void_p))
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        _fail_setup(f"seccomp filter refused: {os.strerror(ctypes.get_errno())}")
+
+
 def _set_limits(rlimits: dict[str, int]) -> None:
     for name, value in rlimits.items():
         kind = getattr(resource, name)
@@ -178,11 +249,11 @@ def _set_limits(rlimits: dict[str, int]) -> None:
 
 def _isolate(payload: dict[str, Any]) -> None:
     """Everything between reading the payload and running untrusted code."""
-    uid, workdir = payload["uid"], payload["workdir"]
-    if payload["namespaces"]:
-        import ctypes
+    import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
+    uid, workdir = payload["uid"], payload["workdir"]
+    libc = ctypes.CDLL(None, use_errno=True)
+    if payload["namespaces"]:
         _private_filesystem(libc, payload)
         os.makedirs(workdir, mode=0o700)
         os.chown(workdir, uid, uid)
@@ -199,6 +270,7 @@ def _isolate(payload: dict[str, Any]) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+    _deny_namespaces(libc)
     if payload["block_sockets"]:
         sys.meta_path.insert(0, _SocketGuard())
 

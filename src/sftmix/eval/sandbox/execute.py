@@ -320,7 +320,10 @@ def _namespace_killer(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
     """Kill the namespace's init (so the kernel kills the rest), then ``unshare`` itself.
 
     Killing ``unshare`` first would orphan the init to a PID 1 that may never
-    reap it; killing the init lets ``unshare`` reap it and exit.
+    reap it; killing the init lets ``unshare`` reap it. ``unshare`` is then
+    killed too rather than awaited: on an init killed by SIGKILL some versions
+    report an error on stderr, which blocks for good when the program has
+    filled that pipe (nobody reads it while this waits).
     """
 
     def kill() -> None:
@@ -331,9 +334,12 @@ def _namespace_killer(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
             pids = []
         for pid in pids:
             _signal(pid, signal.SIGKILL)
-        try:
-            proc.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
+        give_up = time.monotonic() + 2.0
+        # Until unshare has reaped it, the init stays listed in /proc (as a zombie).
+        while (any(os.path.exists(f"/proc/{pid}") for pid in pids) and proc.poll() is None
+               and time.monotonic() < give_up):
+            time.sleep(0.002)
+        if proc.poll() is None:
             _signal(-proc.pid, signal.SIGKILL)
 
     return kill
