@@ -33,7 +33,7 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found (expected a YAML file)")
-    text = expand_env(path.read_text(encoding="utf-8"), str(path))
+    text = expand_env(read_text(path, "a YAML file"), str(path))
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -43,6 +43,18 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{loc}: not valid YAML ({problem})") from None
     return data, node
+
+
+def read_text(path: Path, expected: str) -> str:
+    """A text file's content; bytes that are not UTF-8 are a ConfigError naming where they are."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}, line {line} (byte {exc.start}): not UTF-8 text (found byte "
+            f"0x{raw[exc.start]:02x}); expected {expected} saved as UTF-8") from None
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -91,6 +103,26 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
             break
         line = node.start_mark.line + 1
     return line
+
+
+class Problems:
+    """Problems found across several fields of one file, each reported with its line and field.
+
+    ``add(loc, message)`` records one; ``raise_if_any()`` raises them all as one ConfigError.
+    """
+
+    def __init__(self, source: str, node: yaml.Node | None) -> None:
+        self.source, self.node = source, node
+        self.items: list[str] = []
+
+    def add(self, loc: tuple[Any, ...], message: str) -> None:
+        line = _line_of(self.node, loc)
+        where = self.source + (f", line {line}" if line else "")
+        self.items.append(f"{where}, field '{field_path(loc)}': {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError("; ".join(self.items))
 
 
 def describe_validation_error(exc: ValidationError, source: str, node: yaml.Node | None = None,

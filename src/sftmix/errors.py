@@ -8,6 +8,8 @@ and exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import json
+
 
 class SftmixError(Exception):
     """An error the user can fix; its message is shown as is."""
@@ -34,3 +36,12 @@ def where(path: object, line: int | None = None, index: int | None = None,
     if field:
         parts.append(f"field '{field}'")
     return ", ".join(parts)
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """A JSON parse error in words, e.g. ``Unterminated string starting at column 30``.
+
+    Some of the parser's messages end in "at" (it appends ": line L column C" to them),
+    so the column is added here once; callers name the file and line.
+    """
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"

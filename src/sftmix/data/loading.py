@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sftmix.errors import DataError
+from sftmix.errors import DataError, json_problem
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _read_jsonl(path: Path, text: str) -> list[RawRecord]:
         try:
             out.append(RawRecord(loads(lines[number - 1]), number))
         except json.JSONDecodeError as exc:
-            out.append(RawRecord(None, number, error=f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            out.append(RawRecord(None, number, error=f"not valid JSON ({json_problem(exc)})"))
     return out
 
 
@@ -132,7 +132,8 @@ def _read_json(path: Path, text: str) -> list[RawRecord]:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             # JSON Lines under a .json name, as datasets accepts too.
             return _read_jsonl(path, text)
-        raise DataError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
+        raise DataError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON "
+                        f"({exc.msg.removesuffix(' at')})") from None
     if isinstance(data, dict):
         # {"data": [...]} / {"train": [...]}: a single list-valued key is the records.
         lists = [k for k, v in data.items() if isinstance(v, list)]

@@ -48,7 +48,7 @@ from sftmix.data.sampling import derive_seed, nested_indices, proportional_count
 from sftmix.data.sequence import ExampleSeq, json_lines
 from sftmix.data.sources import LoadedSource, load_source, resolve, source_sha256
 from sftmix.data.spec import EntrySpec, MixtureSpec, SourceSpec, check_mixture, raise_problems
-from sftmix.errors import DataError, SftmixError
+from sftmix.errors import DataError, SftmixError, json_problem
 from sftmix.hashing import config_hash
 
 log = logging.getLogger(__name__)
@@ -224,5 +224,6 @@ def read_mixture(directory: str | Path) -> list[Example]:
             try:
                 out.append(Example.from_dict(json.loads(line)))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(f"{data}, line {number}: not a mixture record ({exc})") from None
+                problem = json_problem(exc) if isinstance(exc, json.JSONDecodeError) else repr(exc)
+                raise DataError(f"{data}, line {number}: not a mixture record ({problem})") from None
     return out

@@ -34,8 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from sftmix.config import StrictModel, _line_of, field_path, read_yaml, validate
-from sftmix.errors import ConfigError
+from sftmix.config import Problems, StrictModel, read_yaml, validate
 
 NAME = r"^[A-Za-z0-9_.-]+$"
 
@@ -195,17 +194,40 @@ def _reaches(spec: MixtureSpec, start: str, target: str, seen: set[str]) -> bool
 
 
 def raise_problems(problems: list[tuple[tuple[Any, ...], str]], source: str, node: Any = None) -> None:
-    if problems:
-        parts = []
-        for loc, msg in problems:
-            line = _line_of(node, loc)
-            parts.append(f"{source}{f', line {line}' if line else ''}, field '{field_path(loc)}': {msg}")
-        raise ConfigError("; ".join(parts))
+    found = Problems(source, node)
+    for loc, msg in problems:
+        found.add(loc, msg)
+    found.raise_if_any()
+
+
+def missing_files(spec: MixtureSpec, base_dir: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """Local paths the mixture reads that do not exist, as (field location, message)."""
+    def absent(value: str) -> bool:
+        return not (Path(value) if Path(value).is_absolute() else base_dir / value).exists()
+
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for i, s in enumerate(spec.sources):
+        if s.path is not None and absent(s.path):
+            problems.append((("sources", i, "path"), f"data file not found: {s.path} "
+                             "(relative paths start at the mixture file's folder)"))
+    if spec.decontamination:
+        for i, e in enumerate(spec.decontamination.eval_sets):
+            if absent(e.path):
+                problems.append((("decontamination", "eval_sets", i, "path"),
+                                 f"evaluation file not found: {e.path}"))
+    lists: list[tuple[tuple[Any, ...], list[EntrySpec]]] = [(("entries",), spec.entries)]
+    lists += [(("mixtures", n, "entries"), m.entries) for n, m in spec.mixtures.items()]
+    for loc, entries in lists:
+        for i, e in enumerate(entries):
+            if e.mixture_dir is not None and absent(e.mixture_dir):
+                problems.append(((*loc, i, "mixture_dir"), f"mixture folder not found: {e.mixture_dir}"))
+    return problems
 
 
 def load_mixture_spec(path: str | Path) -> MixtureSpec:
     """Read and check a mixture YAML; every problem names the file, the line and the field."""
     data, node = read_yaml(path)
     spec = validate(MixtureSpec, data, str(path), node)
-    raise_problems(check_mixture(spec), str(path), node)
+    base_dir = Path(path).resolve().parent
+    raise_problems(check_mixture(spec) + missing_files(spec, base_dir), str(path), node)
     return spec

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sftmix.errors import DataError, where
+from sftmix.errors import DataError, json_problem, where
 
 
 def iter_jsonl(path: str | Path, what: str, *, required: Sequence[str] = (),
@@ -35,7 +35,7 @@ def iter_jsonl(path: str | Path, what: str, *, required: Sequence[str] = (),
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{where(p, lineno)}: not valid JSON ({e.msg}); expected one "
+                raise DataError(f"{where(p, lineno)}: not valid JSON ({json_problem(e)}); expected one "
                                 f"{what} record per line") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{where(p, lineno)}: found a {type(rec).__name__}, expected a "

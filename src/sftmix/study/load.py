@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sftmix.config import _line_of, field_path, read_yaml, validate
-from sftmix.errors import ConfigError, SftmixError
+from sftmix.config import Problems as _Problems
+from sftmix.config import read_yaml, validate
+from sftmix.errors import SftmixError
 from sftmix.study.config import GENERAL, StudyConfig
 
 # Modules that register evaluation suites and data readers; imported so that the
@@ -37,20 +38,6 @@ def import_registries() -> None:
             # Only a missing module of the registry list itself is tolerated.
             if not (exc.name and name.startswith(exc.name)):
                 raise
-
-
-class _Problems:
-    def __init__(self, source: str, node: yaml.Node | None) -> None:
-        self.source, self.node, self.items = source, node, []
-
-    def add(self, loc: tuple[Any, ...], message: str) -> None:
-        line = _line_of(self.node, loc)
-        where = self.source + (f", line {line}" if line else "")
-        self.items.append(f"{where}, field '{field_path(loc)}': {message}")
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise ConfigError("; ".join(self.items))
 
 
 def load_study(path: str | Path) -> StudyConfig:

@@ -31,7 +31,7 @@ from typing import Any
 
 from sftmix.artifacts import building, is_complete, read_marker
 from sftmix.data.records import Example
-from sftmix.errors import ConfigError, DataError, SftmixError
+from sftmix.errors import ConfigError, DataError, SftmixError, json_problem
 from sftmix.hashing import config_hash, file_sha256
 from sftmix.templates import get_template
 from sftmix.train.config import DataPart, FileRef, TrainSettings
@@ -75,7 +75,8 @@ def read_examples(path: str | Path) -> list[Example]:
             try:
                 examples.append(Example.from_dict(json.loads(line)))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(f"{file}, line {number}: not an example record ({exc}); expected "
+                problem = json_problem(exc) if isinstance(exc, json.JSONDecodeError) else repr(exc)
+                raise DataError(f"{file}, line {number}: not an example record ({problem}); expected "
                                 "one JSON object with id, ability, source and messages") from None
     return examples
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sftmix.data.records import Message
-from sftmix.errors import ConfigError, DataError, where
+from sftmix.errors import ConfigError, DataError, json_problem, where
 from sftmix.eval.base import TASKS, EvalItem, GenerateFn, GenerationSpec, ItemResult, Metric, Task
 from sftmix.eval.task_options import build_task
 from sftmix.eval.tasks.judge import ChatRequest, JudgeClient, JudgeConfig, judge_config
@@ -111,7 +111,7 @@ def _read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
             try:
                 rows.append((lineno, json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{where(path, lineno)}: not valid JSON ({exc.msg}); expected one "
+                raise DataError(f"{where(path, lineno)}: not valid JSON ({json_problem(exc)}); expected one "
                                 f"MT-Bench {what} record per line") from None
     return rows
 
