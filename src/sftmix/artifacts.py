@@ -23,10 +23,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sftmix.errors import ConfigError
 from sftmix.faults import crashpoint
 
 MARKER = "COMPLETE.json"
 PARTIAL = ".partial-"
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """A command's output folder can be made at ``path``: checked before any work starts.
+
+    ``path`` and every ancestor that exists must be a folder, so that a run
+    cannot do all its work and only then fail to write it.
+    """
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                ancestor = "" if existing == path else f" ({existing} is a file)"
+                raise ConfigError(f"{option} {path}: not a folder{ancestor}; expected a folder to "
+                                  "write into, or a path that does not exist yet")
+            return
 
 
 def is_complete(path: str | Path) -> bool:

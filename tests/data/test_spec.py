@@ -24,7 +24,13 @@ entries:
 """
 
 
+def write_data(folder: Path) -> None:
+    (folder / "data").mkdir()
+    (folder / "data" / "train.jsonl").write_text('{"question": "1+1?", "answer": "#### 2"}\n')
+
+
 def test_good_file_parses_fractions(tmp_path: Path) -> None:
+    write_data(tmp_path)
     path = tmp_path / "mix.yaml"
     path.write_text(GOOD)
     spec = load_mixture_spec(path)
@@ -44,8 +50,11 @@ def test_good_file_parses_fractions(tmp_path: Path) -> None:
                                                       r"'specilist'; defined under 'mixtures': specialist"),
     ("seed: 1", "seed: 1\nsede: 2", r"line 3, field 'sede': unknown field"),
     ("hub: org/chat, ", "", r"line 5, field 'sources\[1\]'.*exactly one of 'path'"),
+    ("path: data/train.jsonl", "path: data/tran.jsonl",
+     r"line 4, field 'sources\[0\].path': data file not found: data/tran.jsonl"),
 ])
 def test_mistakes_name_file_line_and_field(tmp_path: Path, old: str, new: str, message: str) -> None:
+    write_data(tmp_path)
     path = tmp_path / "mix.yaml"
     assert old in GOOD
     path.write_text(GOOD.replace(old, new))

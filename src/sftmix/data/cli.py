@@ -3,7 +3,8 @@
 * ``sftmix data inspect SOURCE [--format NAME] [--ability A] [--on-error skip] [--show N]``
   reads one file (or ``hub:NAME``) and prints counts, length statistics, a few
   records and the validation report. Without ``--format`` the format is
-  guessed from the first record's fields.
+  guessed from the first record's fields. Any invalid record makes it exit 2
+  after the report (``--report-only``: exit 0), so it can guard a pipeline.
 * ``sftmix data mix CONFIG.yaml -o DIR`` builds the mixture a YAML file
   describes and writes ``DIR/data.jsonl`` and ``DIR/manifest.json``.
 
@@ -21,6 +22,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from sftmix.cli import at_least
 from sftmix.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,11 @@ def register(subparsers: Any) -> None:
     inspect.add_argument("--split", default="train", help="split of a datasets folder or hub dataset")
     inspect.add_argument("--on-error", choices=("raise", "skip"), default="skip",
                          help="stop at the first malformed record, or count and skip (default)")
-    inspect.add_argument("--show", type=int, default=2, help="records to print (default 2)")
+    inspect.add_argument("--show", type=at_least(0), default=2, help="records to print (default 2)")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON only")
+    inspect.add_argument("--report-only", action="store_true",
+                         help="exit 0 even when records are invalid (default: exit 2, so that a "
+                              "data pipeline stops on bad input)")
     inspect.set_defaults(func=run_inspect)
 
     mix = sub.add_parser("mix", help="build a mixture from a YAML file")
@@ -90,7 +95,17 @@ def run_inspect(args: argparse.Namespace) -> int:
     report["lengths"] = length_stats(loaded.examples)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
-        return 0
+    else:
+        print_report(args, fmt, report, loaded.examples)
+    invalid = report["skipped"]["count"]
+    if invalid and not args.report_only:
+        first = report["skipped"]["first_reasons"][0]
+        raise DataError(f"{invalid} invalid record(s) in {args.source}; the first: {first} "
+                        "(with --report-only: report them and exit 0)")
+    return 0
+
+
+def print_report(args: argparse.Namespace, fmt: str, report: dict[str, Any], examples: Any) -> None:
     print(f"{args.source}: format {fmt}, ability {report['ability']}")
     print(f"  records read {report['records_read']}, valid {report['records_read'] - report['skipped']['count']}, "
           f"skipped {report['skipped']['count']}, exact duplicates {report['duplicates']['count']}")
@@ -98,12 +113,11 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(f"  skipped: {reason}")
     for key, stats in report["lengths"].items():
         print(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
-    for ex in loaded.examples[: args.show]:
+    for ex in examples[: args.show]:
         print(f"--- {ex.id}")
         for m in ex.messages:
             text = m.content if len(m.content) <= 300 else m.content[:300] + " [...]"
             print(f"[{m.role}] {text}")
-    return 0
 
 
 def length_stats(examples: list[Any]) -> dict[str, dict[str, float]]:
@@ -121,10 +135,12 @@ def length_stats(examples: list[Any]) -> dict[str, dict[str, float]]:
 
 
 def run_mix(args: argparse.Namespace) -> int:
+    from sftmix.artifacts import check_output_dir
     from sftmix.data.mixing import build_mixture, write_mixture
     from sftmix.data.spec import load_mixture_spec
 
     spec = load_mixture_spec(args.config)
+    check_output_dir(args.output, "-o/--output")
     mixture = build_mixture(spec, base_dir=args.config.resolve().parent)
     out = write_mixture(mixture, args.output)
     total = mixture.manifest["total"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from sftmix.cli import at_least
 from sftmix.errors import ConfigError
 
 DATA_DIR_ENV = "SFTMIX_DATA_DIR"
@@ -38,11 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="SUITE.KEY=VALUE",
                    help="a suite option, e.g. gsm8k.mode=fewshot or mtbench.judge.model=gpt-4o "
                         "(values are read as YAML); repeatable")
-    p.add_argument("--max-new-tokens", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=at_least(1), default=None,
                    help="cap on generated tokens for every suite (default: each suite's own)")
     p.add_argument("--template", default=None,
                    help="chat template override (default: the one the model was trained with)")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences decoded together")
+    p.add_argument("--batch-size", type=at_least(1), default=32, help="sequences decoded together")
     p.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto",
                    help="generation backend (auto: vLLM when installed with a GPU)")
     p.set_defaults(func=run)
@@ -93,6 +94,7 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sftmix.artifacts import check_output_dir
     from sftmix.eval.runner import evaluate_model, suite_names, suite_options
 
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             options[suite].setdefault("max_new_tokens", args.max_new_tokens)
         options[suite] = suite_options(suite, options[suite], data_dir)
     out = args.out or Path("evals") / args.model_dir.resolve().name
+    check_output_dir(out, "-o/--out")
     summaries = evaluate_model(
         args.model_dir, options, out, limit=args.limit,
         generator_options={"template": args.template, "batch_size": args.batch_size,

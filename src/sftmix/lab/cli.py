@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sftmix.cli import at_least
 from sftmix.config import StrictModel, load_config
 from sftmix.errors import SftmixError
 
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the built-in CPU lab study and write its report")
     p.add_argument("-o", "--out", type=Path, default=Path("studies/lab"), help="study directory")
     p.add_argument("--config", type=Path, help="lab study file (default: configs/lab/demo.yaml)")
-    p.add_argument("--workers", type=int, help="jobs at a time (default: the study's 'workers')")
+    p.add_argument("--workers", type=at_least(1), help="jobs at a time (default: the study's 'workers')")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("lab", help="the CPU lab's synthetic data")

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from sftmix.cli import at_least
 from sftmix.errors import SftmixError
 
 
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run (or resume) a study: mixtures, training stages, evaluations")
     p.add_argument("study", type=Path, help="study YAML file")
     p.add_argument("-o", "--out", type=Path, help="study directory (default: studies/<name>)")
-    p.add_argument("--workers", type=int, help="jobs at a time (default: the study's 'workers')")
+    p.add_argument("--workers", type=at_least(1), help="jobs at a time (default: the study's 'workers')")
     p.add_argument("--executor", default="local", help="where jobs run (default: local)")
     p.set_defaults(func=_run)
 
@@ -51,6 +52,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sftmix.artifacts import check_output_dir
     from sftmix.study.executors import make_executor
     from sftmix.study.load import load_study
     from sftmix.study.runner import run_study
@@ -59,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers:
         study.workers = args.workers
     out = args.out or Path("studies") / study.name
+    check_output_dir(out, "-o/--out")
     executor = make_executor(args.executor, study)
     outcome = run_study(study, out, executor)
     print(f"study directory: {out}")

@@ -23,9 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sftmix.artifacts import check_output_dir
     from sftmix.config import read_yaml, validate
     from sftmix.train.config import ScheduleConfig
-    from sftmix.train.schedule import plan_schedule, run_schedule
+    from sftmix.train.schedule import check_files, plan_schedule, run_schedule
     from sftmix.train.stage import process_state
 
     source = str(args.config)
@@ -33,12 +34,14 @@ def run(args: argparse.Namespace) -> int:
     config = validate(ScheduleConfig, data, source, node)
     stages = plan_schedule(config, source, node)  # every stage's settings are checked before any work
     base_dir = args.config.resolve().parent
+    check_files(config, base_dir, source, node)
     if args.output is not None:
         out = args.output
     elif config.output_dir is not None:
         out = Path(config.output_dir) if Path(config.output_dir).is_absolute() else base_dir / config.output_dir
     else:
         out = Path("runs") / args.config.stem
+    check_output_dir(out, "-o/--output" if args.output is not None else f"{source}: output_dir")
     state = process_state()
     if state.is_main_process:
         names = ", ".join(s.dirname for s in stages)

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError
 
 from sftmix.artifacts import is_complete
-from sftmix.config import StrictModel, describe_validation_error
+from sftmix.config import Problems, StrictModel, describe_validation_error
 from sftmix.errors import ConfigError
 from sftmix.hashing import config_hash
 from sftmix.registry import Registry
@@ -176,6 +176,37 @@ def plan_schedule(config: ScheduleConfig, source: str = "schedule", node: Any = 
             raise ConfigError(describe_validation_error(exc, source, node, prefix)) from None
         planned.append(PlannedStage(i + 1, stage, settings))
     return planned
+
+
+def check_files(config: ScheduleConfig, base_dir: Path, source: str = "schedule",
+                node: Any = None) -> None:
+    """Every local file or folder the schedule reads exists; each one missing is named with the
+    line and field that give it (relative paths start at ``base_dir``, the file's folder)."""
+    problems = Problems(source, node)
+
+    def check(loc: tuple[Any, ...], spec: FileSpec | list[FileSpec], what: str) -> None:
+        if isinstance(spec, list):
+            for i, item in enumerate(spec):
+                check((*loc, i), item, what)
+            return
+        value, where = (spec, loc) if isinstance(spec, str) else (spec.path, (*loc, "path"))
+        if not (Path(value) if Path(value).is_absolute() else base_dir / value).exists():
+            problems.add(where, f"{what} not found: {value} (relative paths start at the "
+                                "schedule file's folder)")
+
+    model = config.model
+    if model.path is not None:
+        check(("model", "path"), model.path, "model folder")
+    if model.gguf is not None and model.gguf != "smollm2":
+        check(("model", "gguf"), model.gguf, "GGUF file")
+    if model.tiny is not None:
+        check(("model", "tiny", "texts"), list(model.tiny.texts), "data file")
+    for name, spec in config.sources.items():
+        check(("sources", name), spec, "data file")
+    for s, stage in enumerate(config.stages):
+        for d, part in enumerate(stage.data):
+            check(("stages", s, "data", d, "path"), part.path, "data file")
+    problems.raise_if_any()
 
 
 def _texts(examples_of: Iterator[Any]) -> Iterator[str]:
