@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sftmix import strict_json
 from sftmix.errors import ConfigError
 from sftmix.faults import crashpoint
 
@@ -76,7 +77,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_text_atomic(path, strict_json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def clean_partials(parent: str | Path) -> list[Path]:

@@ -15,13 +15,13 @@ field), never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import statistics
 from pathlib import Path
 from typing import Any
 
+from sftmix import strict_json
 from sftmix.cli import at_least
 from sftmix.errors import DataError
 
@@ -94,7 +94,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     report = loaded.report()
     report["lengths"] = length_stats(loaded.examples)
     if args.json:
-        print(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
+        print(strict_json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
     else:
         print_report(args, fmt, report, loaded.examples)
     invalid = report["skipped"]["count"]

@@ -67,17 +67,16 @@ def shared(keys: pa.Array) -> np.ndarray:
 def mark_duplicates(loaded: LoadedSource, limit: int) -> None:
     """Count (and with ``drop_duplicates`` remove) exact duplicates of earlier records of a source."""
     examples = loaded.examples
-    seen: dict[str, str] = {}
+    seen: dict[str, int] = {}  # content -> position of its first record (ids may repeat too)
     dropped: list[int] = []
     for i in shared(fingerprints(examples)).tolist():
         ex = examples[i]
-        h = content_hash(ex)
-        first = seen.setdefault(h, ex.id)
-        if first == ex.id:
+        first = seen.setdefault(content_hash(ex), i)
+        if first == i:
             continue
         loaded.duplicates += 1
         if len(loaded.duplicate_examples) < limit:
-            loaded.duplicate_examples.append({"id": ex.id, "duplicate_of": first})
+            loaded.duplicate_examples.append({"id": ex.id, "duplicate_of": examples[first].id})
         dropped.append(i)
     if not loaded.spec.drop_duplicates or not dropped:
         return

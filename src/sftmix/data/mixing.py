@@ -38,6 +38,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from sftmix import strict_json
 from sftmix.artifacts import building, is_complete
 from sftmix.data.decontam import NgramIndex, decontaminate
 from sftmix.data.duplicates import cross_source_duplicates
@@ -190,7 +191,7 @@ def write_mixture(mixture: Mixture, out_dir: Path) -> Path:
     holding anything else is an error (nothing is overwritten).
     """
     out_dir = Path(out_dir)
-    manifest_text = json.dumps(mixture.manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    manifest_text = strict_json.dumps(mixture.manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if out_dir.exists():
         if is_complete(out_dir) and (out_dir / MANIFEST_FILE).is_file():
             if (out_dir / MANIFEST_FILE).read_text(encoding="utf-8") == manifest_text:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from sftmix import strict_json
 
 ROLES = ("system", "user", "assistant")
 ABILITIES = ("maths", "code", "general")  # built-in names; any other user-named ability is allowed
@@ -55,7 +56,7 @@ class Example:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+        return strict_json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     @property
     def prompt_messages(self) -> tuple[Message, ...]:

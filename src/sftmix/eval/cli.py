@@ -77,12 +77,13 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
     rows = [("suite", "metric", "value", "95% CI", "n")]
     for suite, summary in summaries.items():
         for name, m in summary["metrics"].items():
-            if not m.get("n"):
+            if not m.get("n") or m.get("mean") is None:
                 continue
             percent = m.get("high", 1.0) == 1.0 and m.get("low", 0.0) == 0.0
             fmt = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.2f}")
+            # A missing interval is NaN in memory and null once read back from summary.json.
             ci = (f"[{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
-                  if not math.isnan(m["ci_low"]) else "-")
+                  if m.get("ci_low") is not None and not math.isnan(m["ci_low"]) else "-")
             star = "*" if name == summary.get("primary") else ""
             rows.append((suite, name + star, fmt(m["mean"]), ci, str(m["n"])))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]

@@ -21,10 +21,11 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sftmix import strict_json
 from sftmix.artifacts import building, is_complete, read_marker, write_json_atomic
 from sftmix.errors import ConfigError, SftmixError
 from sftmix.eval.base import TASKS, GenerateFn, ItemResult, Task
@@ -102,6 +103,7 @@ def run_suite(task: Task, generate: GenerateFn, out_dir: str | Path, *, suite: s
     suite = suite or task.name
     started = time.monotonic()
     results = task.evaluate(generate, limit)
+    warn_repeats(suite, results)
     summary = summarise_suite(task, results, suite=suite, resamples=resamples)
     summary.update(info or {})
     summary["limit"] = limit
@@ -109,9 +111,29 @@ def run_suite(task: Task, generate: GenerateFn, out_dir: str | Path, *, suite: s
     with building(out_dir, {"kind": "eval", "key": summary.get("key"), "suite": suite}) as tmp:
         with open(tmp / "items.jsonl", "w", encoding="utf-8") as fh:
             for r in results:
-                fh.write(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n")
+                fh.write(strict_json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n")
         write_json_atomic(tmp / "summary.json", summary)
     return summary
+
+
+def warn_repeats(suite: str, results: Sequence[ItemResult]) -> int:
+    """Warn when the benchmark held an item twice (same id or same prompt); returns the repeats.
+
+    Each copy is scored and counted in the mean, which then weighs that item more than
+    the others: almost always a benchmark file assembled by mistake.
+    """
+    seen_ids: set[str] = set()
+    seen_prompts: set[str] = set()
+    repeats: list[str] = []
+    for r in results:
+        if r.id in seen_ids or r.prompt in seen_prompts:
+            repeats.append(r.id)
+        seen_ids.add(r.id)
+        seen_prompts.add(r.prompt)
+    if repeats:
+        log.warning("%s: %d item(s) repeat an earlier item (same id or same prompt), e.g. %r; "
+                    "each copy is scored and counted in the mean", suite, len(repeats), repeats[0])
+    return len(repeats)
 
 
 def suite_options(suite: str, options: Mapping[str, Any] | None,

@@ -29,6 +29,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
+from sftmix import strict_json
 from sftmix.artifacts import write_text_atomic
 from sftmix.faults import crashpoint
 from sftmix.train.loss import sft_loss
@@ -167,7 +168,7 @@ class JsonlLogCallback(TrainerCallback):
                 kept.append(record)
         self._tokens = kept[-1]["tokens"] if kept else 0
         self._trainable = kept[-1]["trainable_tokens"] if kept else 0
-        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_text_atomic(self.path, "".join(strict_json.dumps(r) + "\n" for r in kept))
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -183,7 +184,7 @@ class JsonlLogCallback(TrainerCallback):
         record["trainable_tokens"] = self._trainable
         record["trainable_tokens_per_s"] = round(logs.get("trainable_tokens", 0) / elapsed, 2)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(strict_json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
 

@@ -22,7 +22,6 @@ training texts for the lab's BPE tokenizer (``tokenizers``'
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sftmix import strict_json
 from sftmix.artifacts import building, is_complete, read_marker
 from sftmix.errors import ConfigError, SftmixError
 from sftmix.hashing import config_hash, file_sha256
@@ -109,12 +109,12 @@ def _write_records(path: Path, records: Iterator[dict[str, Any]], json_list: boo
             # A JSON list, one record a line: the usual Alpaca/ShareGPT file, still diffable.
             f.write("[")
             for record in records:
-                f.write(("\n" if count == 0 else ",\n") + json.dumps(record, ensure_ascii=False))
+                f.write(("\n" if count == 0 else ",\n") + strict_json.dumps(record, ensure_ascii=False))
                 count += 1
             f.write("\n]\n")
         else:
             for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write(strict_json.dumps(record, ensure_ascii=False) + "\n")
                 count += 1
     return count
 
@@ -151,7 +151,7 @@ def write_lab_corpus(out_dir: str | Path, sizes: Mapping[str, int] | None = None
                 count = _write_records(target, records, json_list=target.suffix == ".json")
                 log.info("lab corpus: %d %s records -> %s", count, name, paths[name].name)
         files = {paths[n].name: file_sha256(tmp / paths[n].name) for n in paths}
-        (tmp / "manifest.json").write_text(json.dumps(
+        (tmp / "manifest.json").write_text(strict_json.dumps(
             {"config_hash": key, **settings, "files": files,
              "formats": {f"{a}_{s}": getattr(GENERATORS.get(a), f"{s}_format")
                          for a in GENERATORS for s in ("train", "test")}},

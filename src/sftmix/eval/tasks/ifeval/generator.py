@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 import random
 from collections.abc import Iterable, Iterator
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftmix import strict_json
 from sftmix.data.records import Example, Message
 from sftmix.errors import ConfigError
 from sftmix.eval.tasks.ifeval.checkers import make_checker
@@ -187,7 +187,7 @@ def to_example(item: GeneratedItem, reply: str | None = None) -> Example:
 
 def write_ifeval_jsonl(items: Iterable[GeneratedItem], path: str | Path) -> int:
     """Write items as an IFEval ``input_data.jsonl`` (atomically); returns the count."""
-    lines = [json.dumps(it.to_ifeval(), ensure_ascii=False) for it in items]
+    lines = [strict_json.dumps(it.to_ifeval(), ensure_ascii=False) for it in items]
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
