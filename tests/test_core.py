@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from sftmix.artifacts import building, clean_partials, is_complete
 from sftmix.config import StrictModel, load_config
 from sftmix.errors import ConfigError, SftmixError
+from sftmix.faults import POINTS, PUBLISH_POINTS, crashpoint
 from sftmix.hashing import config_hash
 from sftmix.registry import Registry
 
@@ -99,3 +101,28 @@ def test_building_killed_leaves_nothing_that_looks_complete(tmp_path: Path) -> N
 def test_cli_help_and_error_exit_code() -> None:
     out = subprocess.run([sys.executable, "-m", "sftmix", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "sftmix" in out.stdout
+
+
+def test_failpoints_come_from_one_table_shared_by_code_and_docs() -> None:
+    root = Path(__file__).resolve().parents[1]
+    documented = re.findall(r"^\| `([a-z]+:[a-z]+)` \|", (root / "docs/studies.md").read_text(), re.M)
+    assert documented == list(POINTS)
+    used = set()
+    for path in (root / "src/sftmix").rglob("*.py"):
+        used.update(re.findall(r'crashpoint\("([^"]+)"\)', path.read_text(encoding="utf-8")))
+    assert used | set(PUBLISH_POINTS.values()) == set(POINTS)
+    with pytest.raises(ValueError, match="unknown failpoint 'publish:modle'"):
+        crashpoint("publish:modle")
+
+
+@pytest.mark.parametrize("kind", ["tiny-llama", "gguf-import"])
+def test_publish_model_failpoint_fires_for_base_models(tmp_path: Path, kind: str) -> None:
+    final = tmp_path / "base"
+    script = (f"from sftmix.artifacts import building\n"
+              f"with building({str(final)!r}, {{'kind': {kind!r}}}) as tmp:\n"
+              f"    (tmp / 'config.json').write_text('{{}}')\n")
+    env = dict(os.environ, SFTMIX_CRASH_AT="publish:model")
+    env.pop("SFTMIX_EXECUTOR_PID", None)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert not is_complete(final)

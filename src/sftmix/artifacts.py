@@ -25,7 +25,7 @@ from typing import Any
 
 from sftmix import strict_json
 from sftmix.errors import ConfigError
-from sftmix.faults import crashpoint
+from sftmix.faults import PUBLISH_POINTS, crashpoint
 
 MARKER = "COMPLETE.json"
 PARTIAL = ".partial-"
@@ -117,7 +117,9 @@ def building(final: str | Path, marker: dict[str, Any] | None = None) -> Iterato
                     os.fsync(fd)
                     os.close(fd)
         info = {"completed_at": time.time(), **(marker or {})}
-        crashpoint(f"publish:{info.get('kind', 'artefact')}")
+        point = PUBLISH_POINTS.get(str(info.get("kind")))
+        if point is not None:
+            crashpoint(point)
         write_json_atomic(tmp / MARKER, info)
         if final.exists():
             if is_complete(final):

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from sftmix.artifacts import is_complete
+from sftmix.faults import POINTS
 from sftmix.study.store import STORE_NAME, ResultsStore
 
 pytestmark = pytest.mark.slow
@@ -45,9 +46,8 @@ runs:
       - {{name: general, data: [{{ability: general, count: 24}}], replay: {{stage: specialist, fraction: 1/4}}}}
 """
 
-# Each interrupted run dies at the first of these moments that it reaches.
-CRASHES = ["publish:mixture", "train:step", "publish:stage", "train:checkpoint", "publish:eval",
-           "store:commit"]
+# Each interrupted run dies at the first of these moments that it reaches: every failpoint.
+CRASHES = list(POINTS)
 
 
 def _run(study: Path, out: Path, crash: str | None = None) -> subprocess.CompletedProcess[str]:
