@@ -39,3 +39,26 @@ def test_cross_source_duplicates_equal_brute_force(shared_data: Path, tmp_path: 
     assert expected >= 5
     assert mixture.manifest["total"]["cross_source_duplicates"] == expected
     assert mixture.manifest["sources"]["c"]["duplicates"]["count"] == 1
+
+
+def _three_copies(path: Path, record: dict[str, Any]) -> Path:
+    path.write_text((json.dumps(record) + "\n") * 3, encoding="utf-8")
+    return path
+
+
+def test_identical_records_count_alike_whatever_their_ids(shared_data: Path, tmp_path: Path) -> None:
+    """Three copies of one record are two duplicates, whether the format repeats the id
+    (HumanEval's task_id) or derives one per line (GSM8K)."""
+    from sftmix.data.sources import load_source
+    from sftmix.data.spec import SourceSpec
+
+    humaneval = json.loads((shared_data / "eval/humaneval/HumanEval.jsonl").read_text().splitlines()[0])
+    gsm8k = json.loads((shared_data / "gsm8k/train.jsonl").read_text().splitlines()[0])
+    counts = {}
+    for fmt, record in (("humaneval", humaneval), ("gsm8k", gsm8k)):
+        path = _three_copies(tmp_path / f"{fmt}.jsonl", record)
+        loaded = load_source(SourceSpec(name=fmt, path=str(path), format=fmt, drop_duplicates=True))
+        counts[fmt] = (loaded.duplicates, loaded.duplicates_dropped, len(loaded.examples))
+        first = loaded.duplicate_examples[0]
+        assert first["duplicate_of"] == loaded.examples[0].id
+    assert counts == {"humaneval": (2, 2, 1), "gsm8k": (2, 2, 1)}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from sftmix.artifacts import is_complete
+from sftmix.strict_json import dumps
 from sftmix.data.records import Message
 from sftmix.errors import SftmixError
 from sftmix.eval.base import GenerationSpec
@@ -49,7 +52,8 @@ def test_layout_items_and_summary(tmp_path: Path, suites: dict, shared_data: Pat
                                        "cache_path": str(tmp_path / "judge.sqlite")}}
         summaries = evaluate_model(tmp_path / "model", suites, out, limit=4, generate=Scripted())
     assert set(summaries) == {"gsm8k", "mtbench"}
-    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summaries))
+    # On disk a missing value (a category without items, say) is null rather than NaN.
+    assert strict_json((out / "summary.json").read_text()) == json.loads(dumps(summaries))
     for suite in ("gsm8k", "mtbench"):
         assert is_complete(out / suite)
         lines = (out / suite / "items.jsonl").read_text().splitlines()
@@ -114,3 +118,42 @@ def test_real_tiny_model_end_to_end(tmp_path: Path, shared_data: Path, suites: d
     rows = [json.loads(x) for x in (tmp_path / "o" / "gsm8k" / "items.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(len(r["completions"]) == 1 for r in rows)
     assert summaries["gsm8k"]["model"] == str(model)
+
+
+def strict_json(text: str) -> object:
+    """Parse as a strict parser would: NaN and Infinity are not JSON."""
+    def refuse_constant(name: str) -> None:
+        raise AssertionError(f"not strict JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse_constant)
+
+
+def test_missing_scores_are_null_in_strict_json(tmp_path: Path, shared_data: Path) -> None:
+    """A judge that never rates leaves MT-Bench's means undefined: null on disk, not NaN."""
+    out = tmp_path / "eval"
+    with FakeOpenAI(lambda req: "I decline to rate this.") as srv:
+        suites = {"mtbench": {"path": shared_data / "eval" / "mt_bench", "repetitions": 1,
+                              "judge": {"base_url": srv.url, "api_key": "k", "backoff_base_s": 0.01,
+                                        "cache_path": str(tmp_path / "judge.sqlite")}}}
+        summaries = evaluate_model(tmp_path / "model", suites, out, limit=2, generate=Scripted())
+    assert math.isnan(summaries["mtbench"]["metrics"]["score"]["mean"])  # in memory: NaN
+    written = [p for p in out.rglob("*") if p.suffix in (".json", ".jsonl")]
+    assert {p.name for p in written} >= {"summary.json", "items.jsonl", "COMPLETE.json"}
+    for path in written:
+        for line in ([path.read_text()] if path.suffix == ".json" else path.read_text().splitlines()):
+            strict_json(line)
+    summary = strict_json((out / "mtbench" / "summary.json").read_text())
+    assert summary["metrics"]["score"]["mean"] is None  # type: ignore[index]
+    assert summary["metrics"]["score"]["n"] == 0  # type: ignore[index]
+
+
+def test_repeated_benchmark_items_are_warned_about(tmp_path: Path, shared_data: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    first = (shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()[0]
+    bench = tmp_path / "test.jsonl"
+    bench.write_text((first + "\n") * 3)
+    with caplog.at_level(logging.WARNING, logger="sftmix.eval.runner"):
+        summaries = evaluate_model(tmp_path / "m", {"gsm8k": {"path": bench}}, tmp_path / "o",
+                                   generate=Scripted())
+    assert summaries["gsm8k"]["n_items"] == 3
+    assert "gsm8k: 2 item(s) repeat an earlier item" in caplog.text
