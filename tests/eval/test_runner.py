@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from sftmix.artifacts import is_complete
-from sftmix.strict_json import dumps
 from sftmix.data.records import Message
 from sftmix.errors import SftmixError
 from sftmix.eval.base import GenerationSpec
 from sftmix.eval.runner import evaluate_model, public_options
+from sftmix.strict_json import dumps
 from tests.eval.fake_openai import FakeOpenAI
 from tests.eval.models import one_torch_thread, tiny_model_dir
 

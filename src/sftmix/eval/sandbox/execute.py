@@ -24,6 +24,9 @@ Two isolation modes, chosen once per process (``isolation="auto"``):
     ``ctypes`` bypass it), and descendants hunted after the run through ``/proc`` by session,
     process group and a per-run marker in their environment.
 
+In both modes a seccomp filter installed by the driver refuses new namespaces
+(``unshare -r`` and ``clone(CLONE_NEWUSER)`` fail; see docs/sandbox.md).
+
 Scoring: a run *passes* only if the interpreter exits with status 0 **and**
 the trusted epilogue wrote a random per-run nonce on a private pipe after the
 program and its checks completed (see :mod:`sftmix.eval.sandbox.driver`).
