@@ -103,6 +103,7 @@ FILES: dict[str, str | bytes] = {
     "duplicate_models.yaml": STUDY.replace("models: [{name: tiny,", "models: [{name: tiny, tiny: {}}, {name: tiny,"),
     "bad_training.yaml": STUDY.replace("max_steps: 1", "max_steps: 1, learning_rate: fast"),
     "top_level_list.yaml": "- just\n- a list\n",
+    "eval_zero_tokens.yaml": STUDY.replace("limit: 2}", "limit: 2, max_new_tokens: 0}", 1),
     # Mixture files.
     "mix_unknown_source.yaml": MIXTURE.replace("{source: gsm8k, count: 8}", "{source: gsm9k, count: 8}"),
     "mix_bad_fraction.yaml": MIXTURE.replace("fraction: 1/64", "fraction: a lot"),
@@ -143,11 +144,18 @@ CASES: dict[str, Case] = {
     # Numbers out of range.
     "run_workers_0": Case("run {in}/study.yaml -o {out} --workers 0", r"argument --workers: found '0', expected a whole number >= 1"),
     "demo_workers_0": Case("demo -o {out} --workers 0", r"argument --workers: found '0'"),
+    "demo_out_file": Case("demo -o {in}/a_file", r"-o/--out .*a_file: not a folder"),
+    "corpus_out_file": Case("lab corpus {in}/a_file", r"a_file: not a folder"),
+    "report_out_file": Case("report {in} -o {in}/a_file", r"-o/--out .*a_file: not a folder"),
     "eval_max_new_tokens_0": Case("eval {in} --suite gsm8k -o {out} --max-new-tokens 0", r"argument --max-new-tokens: found '0'"),
     "eval_batch_size_0": Case("eval {in} --suite gsm8k -o {out} --batch-size 0", r"argument --batch-size: found '0'"),
     "eval_limit_0": Case("eval {in} --suite gsm8k -o {out} --limit 0", r"--limit 0: expected a positive number"),
     "inspect_show_negative": Case("data inspect {in}/missing_field.jsonl --show -3", r"argument --show: found '-3', expected a whole number >= 0"),
     "workers_not_a_number": Case("run {in}/study.yaml -o {out} --workers two", r"argument --workers: found 'two'"),
+    "plan_eval_max_new_tokens_0": Case("plan {in}/eval_zero_tokens.yaml",
+                                       r"eval_zero_tokens\.yaml, line 8, field 'evaluation\.gsm8k': gsm8k option 'max_new_tokens' is 0; expected a whole number >= 1"),
+    "eval_set_max_new_tokens_0": Case("eval {in} --suite gsm8k -o {out} --set gsm8k.max_new_tokens=0",
+                                      r"gsm8k option 'max_new_tokens' is 0; expected a whole number >= 1"),
     "report_tsne_negative": Case("report {in} --tsne-queries -1", r"--tsne-queries must be >= 0"),
     # A missing data path: the YAML line and field.
     "mix_missing_path": Case("data mix {in}/mix_missing.yaml -o {out}",

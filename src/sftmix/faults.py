@@ -21,9 +21,9 @@ ENV = "SFTMIX_CRASH_AT"
 EXECUTOR_ENV = "SFTMIX_EXECUTOR_PID"
 
 POINTS: dict[str, str] = {
-    "publish:mixture": "a mixture is fully written but not yet marked complete",
     "publish:model": "a base model (a tiny Llama built, or a GGUF imported) is fully written "
                      "but not yet marked complete",
+    "publish:mixture": "a mixture is fully written but not yet marked complete",
     "train:step": "after an optimiser step past the first checkpoint",
     "publish:stage": "a training stage is fully written but not yet marked complete",
     "train:checkpoint": "in the middle of writing a checkpoint: weights written, trainer state not yet",

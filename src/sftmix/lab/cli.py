@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sftmix.artifacts import check_output_dir
 from sftmix.cli import at_least
 from sftmix.config import StrictModel, load_config
 from sftmix.errors import SftmixError
@@ -66,6 +67,7 @@ def write_corpus(out: Path, config: Path | None = None) -> Path:
 
 
 def _corpus(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, "lab corpus OUT")
     out = write_corpus(args.out, args.config)
     print(f"lab corpus: {out}")
     return 0
@@ -77,6 +79,7 @@ def _demo(args: argparse.Namespace) -> int:
     from sftmix.study.runner import run_study
 
     started = time.monotonic()
+    check_output_dir(args.out, "-o/--out")
     config = args.config or configs_dir() / "demo.yaml"
     corpus = write_corpus(args.out / "corpus", config.parent / "corpus.yaml")
     os.environ[LAB_ENV] = str(corpus.resolve())

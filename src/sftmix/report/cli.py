@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from sftmix.artifacts import check_output_dir
     from sftmix.errors import SftmixError
     from sftmix.report.build import build_report, write_report
     from sftmix.report.data import load_results
@@ -29,6 +30,8 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.tsne_queries < 0:
         raise SftmixError(f"--tsne-queries must be >= 0, found {args.tsne_queries}")
+    if args.out is not None:
+        check_output_dir(args.out, "-o/--out")
     res = load_results(args.study_dir)
     weights = parse_weights(args.weights, res.abilities)
     report = build_report(res, weights, paper=not args.no_paper, tsne_queries=args.tsne_queries,
