@@ -12,9 +12,9 @@ import pytest
 
 from sftmix.artifacts import is_complete
 from sftmix.data.records import Message
-from sftmix.errors import SftmixError
+from sftmix.errors import DataError, SftmixError
 from sftmix.eval.base import GenerationSpec
-from sftmix.eval.runner import evaluate_model, public_options
+from sftmix.eval.runner import build_suite, evaluate_model, public_options
 from sftmix.strict_json import dumps
 from tests.eval.fake_openai import FakeOpenAI
 from tests.eval.models import one_torch_thread, tiny_model_dir
@@ -157,3 +157,14 @@ def test_repeated_benchmark_items_are_warned_about(tmp_path: Path, shared_data: 
                                    generate=Scripted())
     assert summaries["gsm8k"]["n_items"] == 3
     assert "gsm8k: 2 item(s) repeat an earlier item" in caplog.text
+
+
+@pytest.mark.parametrize(("suite", "name"), [("gsm8k", "test.jsonl"), ("humaneval", "HumanEval.jsonl"),
+                                             ("mtbench", "question.jsonl")])
+def test_a_benchmark_file_that_is_not_utf8_names_file_and_line(tmp_path: Path, suite: str,
+                                                               name: str) -> None:
+    bench = tmp_path / name
+    bench.write_bytes(b'\n{"question": "caf\xe9"}\n')
+    task = build_suite(suite, {"path": tmp_path if suite == "mtbench" else bench})
+    with pytest.raises(DataError, match=rf"{name}, line 2: not UTF-8 text \(byte 0xe9 at column 18\)"):
+        task.items()

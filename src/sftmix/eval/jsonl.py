@@ -16,6 +16,15 @@ from typing import Any
 from sftmix.errors import DataError, json_problem, where
 
 
+def decode_line(raw: bytes, path: Path, lineno: int, what: str) -> str:
+    """One line of a benchmark file as text; bytes that are not UTF-8 are a DataError saying where."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where(path, lineno)}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                        f"column {exc.start + 1}); save the {what} file as UTF-8") from None
+
+
 def iter_jsonl(path: str | Path, what: str, *, required: Sequence[str] = (),
                strings: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` for each non-blank line of ``path``.
@@ -28,8 +37,9 @@ def iter_jsonl(path: str | Path, what: str, *, required: Sequence[str] = (),
         raise DataError(f"{what} file {p} does not exist; expected a JSONL file of records "
                         f"with fields {fields}")
     opener = gzip.open if p.suffix == ".gz" else open
-    with opener(p, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with opener(p, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = decode_line(raw, p, lineno, what)
             if not line.strip():
                 continue
             try:

@@ -34,6 +34,7 @@ from typing import Any
 from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, json_problem, where
 from sftmix.eval.base import TASKS, EvalItem, GenerateFn, GenerationSpec, ItemResult, Metric, Task
+from sftmix.eval.jsonl import decode_line
 from sftmix.eval.task_options import build_task
 from sftmix.eval.tasks.judge import ChatRequest, JudgeClient, JudgeConfig, judge_config
 
@@ -106,7 +107,8 @@ def _read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
         raise DataError(f"MT-Bench {what} file {path} does not exist; expected FastChat's "
                         f"{path.name} (see docs/evaluation.md)")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+        line = decode_line(raw, path, lineno, f"MT-Bench {what}")
         if line.strip():
             try:
                 rows.append((lineno, json.loads(line)))
