@@ -271,3 +271,10 @@ def test_a_file_of_examples_that_is_not_json_says_where(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"examples\.jsonl, line 1: not an example record "
                                         r"\(Unterminated string starting at column 25\)"):
         read_examples(path)
+
+
+def test_a_file_of_examples_that_is_not_utf8_says_where(tmp_path: Path) -> None:
+    path = tmp_path / "examples.jsonl"
+    path.write_bytes(b'\n{"id": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"examples\.jsonl, line 2: not UTF-8 text \(byte 0xe9 at column 12\)"):
+        read_examples(path)

@@ -45,3 +45,12 @@ def json_problem(exc: json.JSONDecodeError) -> str:
     so the column is added here once; callers name the file and line.
     """
     return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
+def decode_line(raw: bytes, path: object, lineno: int, what: str) -> str:
+    """One line of a data file as text; bytes that are not UTF-8 are a DataError saying where."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where(path, lineno)}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                        f"column {exc.start + 1}); save the {what} file as UTF-8") from None

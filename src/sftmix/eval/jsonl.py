@@ -13,16 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sftmix.errors import DataError, json_problem, where
-
-
-def decode_line(raw: bytes, path: Path, lineno: int, what: str) -> str:
-    """One line of a benchmark file as text; bytes that are not UTF-8 are a DataError saying where."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{where(path, lineno)}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
-                        f"column {exc.start + 1}); save the {what} file as UTF-8") from None
+from sftmix.errors import DataError, decode_line, json_problem, where
 
 
 def iter_jsonl(path: str | Path, what: str, *, required: Sequence[str] = (),

@@ -31,7 +31,7 @@ from typing import Any
 
 from sftmix.artifacts import building, is_complete, read_marker
 from sftmix.data.records import Example
-from sftmix.errors import ConfigError, DataError, SftmixError, json_problem
+from sftmix.errors import ConfigError, DataError, SftmixError, decode_line, json_problem
 from sftmix.hashing import config_hash, file_sha256
 from sftmix.templates import get_template
 from sftmix.train.config import DataPart, FileRef, TrainSettings
@@ -68,8 +68,9 @@ def read_examples(path: str | Path) -> list[Example]:
         raise DataError(f"{path}: not found (expected a mixture folder with data.jsonl, "
                         "or a JSONL file of examples)")
     examples = []
-    with open(file, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with open(file, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            line = decode_line(raw, file, number, "examples")
             if not line.strip():
                 continue
             try:

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from sftmix.data.records import Message
-from sftmix.errors import ConfigError, DataError, json_problem, where
+from sftmix.errors import ConfigError, DataError, decode_line, json_problem, where
 from sftmix.eval.base import TASKS, EvalItem, GenerateFn, GenerationSpec, ItemResult, Metric, Task
-from sftmix.eval.jsonl import decode_line
 from sftmix.eval.task_options import build_task
 from sftmix.eval.tasks.judge import ChatRequest, JudgeClient, JudgeConfig, judge_config
 
