@@ -3,10 +3,15 @@
 Each checker is a dataclass whose fields are the instruction's ``kwargs`` as
 IFEval's ``input_data.jsonl`` writes them (``{"relation": "at least",
 "num_words": 300}``), and whose :meth:`Checker.check` says whether a response
-follows the instruction. The semantics are IFEval's (``less than`` is strict,
-``at least`` inclusive; keyword matching is case-insensitive; ...), written
-here from the published definitions. :func:`make_checker` builds one from an
-id and kwargs and turns bad kwargs into a DataError.
+follows the instruction. The semantics are IFEval's, verdict for verdict
+(``less than`` is strict, ``at least`` inclusive; keywords, forbidden words,
+section splitters and postscript markers are case-insensitive regular
+expressions as IFEval writes them; languages by ``langdetect``; sentences and
+word tokens by NLTK's Punkt), written here from the published definitions and
+checked against lm-evaluation-harness's checkers in the test suite. Where
+those are random (a ``letter_frequency`` letter that is not a-z), sftmix is
+deterministic; docs/evaluation.md lists every difference. :func:`make_checker`
+builds one from an id and kwargs and turns bad kwargs into a DataError.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from typing import Any, ClassVar
 
 from sftmix.errors import DataError
 from sftmix.eval.tasks.ifeval.language import detect_language
-from sftmix.eval.tasks.ifeval.text import RELATIONS, compare, count_sentences, count_words, words
+from sftmix.eval.tasks.ifeval.text import (
+    RELATIONS,
+    compare,
+    count_sentences,
+    count_words,
+    word_tokens,
+)
 from sftmix.registry import Registry
 
 
@@ -64,6 +75,20 @@ def _relation(relation: str) -> None:
         raise ValueError(f"relation {relation!r} is not one of {RELATIONS}")
 
 
+def _pattern(text: str) -> str:
+    """``text`` as the regular expression IFEval makes of it; escaped if it is not one.
+
+    IFEval searches for keywords as patterns (a keyword is plain words in its
+    data, where the two readings agree); one that does not compile would stop
+    the reference with an error, and is matched literally here instead.
+    """
+    try:
+        re.compile(text)
+    except re.error:
+        return re.escape(text)
+    return text
+
+
 # --- keywords -----------------------------------------------------------------
 
 @register
@@ -73,7 +98,7 @@ class KeywordsExistence(Checker):
     keywords: list[str]
 
     def check(self, response: str) -> bool:
-        return all(re.search(re.escape(k), response, re.IGNORECASE) for k in self.keywords)
+        return all(re.search(_pattern(k), response, re.IGNORECASE) for k in self.keywords)
 
 
 @register
@@ -88,7 +113,7 @@ class KeywordFrequency(Checker):
         _relation(self.relation)
 
     def check(self, response: str) -> bool:
-        found = len(re.findall(re.escape(self.keyword), response, re.IGNORECASE))
+        found = len(re.findall(_pattern(self.keyword), response, re.IGNORECASE))
         return compare(found, self.relation, self.frequency)
 
 
@@ -99,13 +124,21 @@ class ForbiddenWords(Checker):
     forbidden_words: list[str]
 
     def check(self, response: str) -> bool:
-        return not any(re.search(rf"\b{re.escape(w)}\b", response, re.IGNORECASE)
+        return not any(re.search(rf"\b{_pattern(w)}\b", response, re.IGNORECASE)
                        for w in self.forbidden_words)
 
 
 @register
 @dataclass
 class LetterFrequency(Checker):
+    """Occurrences of one character, case-insensitively.
+
+    IFEval replaces a ``letter`` outside a-z (its data asks for ``#`` and ``!``)
+    by a letter drawn at random each time the checker is built, so its verdict
+    on those prompts is not reproducible. sftmix counts the character the
+    prompt names.
+    """
+
     id = "keywords:letter_frequency"
     letter: str
     let_frequency: int
@@ -126,7 +159,7 @@ class LetterFrequency(Checker):
 @register
 @dataclass
 class ResponseLanguage(Checker):
-    """Best-effort offline detection (see ``language.py``); text with no letters passes, as in IFEval."""
+    """langdetect, seeded (see ``language.py``); text it finds nothing in passes, as in IFEval."""
 
     id = "language:response_language"
     language: str
@@ -157,6 +190,8 @@ class EnglishCapital(Checker):
 @register
 @dataclass
 class CapitalWordFrequency(Checker):
+    """Words in capitals among ``nltk.word_tokenize``'s tokens (so "U.S." and "NASA's" count)."""
+
     id = "change_case:capital_word_frequency"
     capital_frequency: int
     capital_relation: str
@@ -165,7 +200,7 @@ class CapitalWordFrequency(Checker):
         _relation(self.capital_relation)
 
     def check(self, response: str) -> bool:
-        capitals = sum(1 for w in words(response) if w.isupper())
+        capitals = sum(1 for w in word_tokens(response) if w.isupper())
         return compare(capitals, self.capital_relation, self.capital_frequency)
 
 
@@ -222,20 +257,35 @@ class NumberParagraphs(Checker):
 @register
 @dataclass
 class NthParagraphFirstWord(Checker):
-    """Paragraphs separated by blank lines; exactly ``num_paragraphs``, the nth starting with the word."""
+    """Exactly ``num_paragraphs`` non-empty paragraphs (split at ``\\n\\n``); the nth starts with the word.
+
+    As in IFEval, the nth piece of the split is looked at, counting empty
+    pieces (three newlines in a row make one), and an empty nth piece fails.
+    The first word is the piece's first whitespace-separated token without
+    leading quotes, up to the first ``. , ? ! ' "``, lower-cased.
+    """
 
     id = "length_constraints:nth_paragraph_first_word"
     num_paragraphs: int
     nth_paragraph: int
     first_word: str
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.nth_paragraph <= self.num_paragraphs:
+            raise ValueError(f"nth_paragraph {self.nth_paragraph} is not between 1 and "
+                             f"num_paragraphs ({self.num_paragraphs})")
+
     def check(self, response: str) -> bool:
-        paragraphs = [p.strip() for p in re.split(r"\n\n", response) if p.strip()]
-        if len(paragraphs) != self.num_paragraphs or not 1 <= self.nth_paragraph <= len(paragraphs):
+        pieces = re.split(r"\n\n", response)
+        count = sum(1 for p in pieces if p.strip())
+        if self.nth_paragraph > count:
             return False
-        first = paragraphs[self.nth_paragraph - 1].split()[0].lstrip("\"'*#")
-        first = re.split(r"[.,?!'\"]", first, maxsplit=1)[0]
-        return first.lower() == self.first_word.lower()
+        paragraph = pieces[self.nth_paragraph - 1].strip()
+        if not paragraph:
+            return False
+        token = paragraph.split()[0].strip().lstrip("'").lstrip('"')
+        first = re.split(r"[.,?!'\"]", token, maxsplit=1)[0].lower()
+        return count == self.num_paragraphs and first == self.first_word.lower()
 
 
 # --- detectable content and format --------------------------------------------
@@ -257,13 +307,14 @@ class Postscript(Checker):
     postscript_marker: str
 
     def check(self, response: str) -> bool:
-        marker = self.postscript_marker.strip().lower()
-        if marker == "p.p.s":
+        # IFEval's two spelled-out markers, compared exactly; any other marker is
+        # a lower-cased pattern (so the dots of "P.S" match any character).
+        if self.postscript_marker == "P.P.S":
             pattern = r"\s*p\.\s?p\.\s?s.*$"
-        elif marker == "p.s.":
+        elif self.postscript_marker == "P.S.":
             pattern = r"\s*p\.\s?s\..*$"
         else:
-            pattern = r"\s*" + re.escape(marker) + r".*$"
+            pattern = r"\s*" + _pattern(self.postscript_marker.lower()) + r".*$"
         return bool(re.search(pattern, response.lower(), re.MULTILINE))
 
 
@@ -315,7 +366,7 @@ class MultipleSections(Checker):
     num_sections: int
 
     def check(self, response: str) -> bool:
-        pattern = r"\s?" + re.escape(self.section_spliter) + r"\s?\d+\s?"
+        pattern = r"\s?" + _pattern(self.section_spliter) + r"\s?\d+\s?"
         return len(re.split(pattern, response)) - 1 >= self.num_sections
 
 

