@@ -3,7 +3,10 @@
 Counting conventions are IFEval's, computed with the libraries IFEval uses:
 
 * a *word* is a run of word characters (``\\w+``, so "don't" is two words and
-  "3.5" is two);
+  "3.5" is two), matched by NLTK's ``RegexpTokenizer`` as IFEval does: from
+  NLTK 3.10 on it uses the ``regex`` engine, whose ``\\w`` keeps the vowel
+  signs of Indic scripts inside a word (Python's ``re`` splits "బాగుంది" in
+  three), so a count follows the installed NLTK exactly as the reference's does;
 * *sentences* are what NLTK's Punkt tokenizer finds with its English model:
   abbreviations ("Dr.", "e.g."), initials ("J. R. R. Tolkien") and list
   markers ("1.") are learned statistics of the model, not a hand-kept list;
@@ -20,13 +23,11 @@ NLTK's own, so sentence boundaries are those of ``nltk.data.load(
 from __future__ import annotations
 
 import functools
-import re
 from collections import defaultdict
 
 from nltk.tokenize.destructive import NLTKWordTokenizer
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
-
-_WORD = re.compile(r"\w+")
+from nltk.tokenize.regexp import RegexpTokenizer
 
 
 @functools.cache
@@ -47,8 +48,13 @@ def _word_tokenizer() -> NLTKWordTokenizer:
     return NLTKWordTokenizer()
 
 
+@functools.cache
+def _words_tokenizer() -> RegexpTokenizer:
+    return RegexpTokenizer(r"\w+")
+
+
 def words(text: str) -> list[str]:
-    return _WORD.findall(text)
+    return _words_tokenizer().tokenize(text)
 
 
 def count_words(text: str) -> int:
