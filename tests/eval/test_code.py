@@ -14,8 +14,8 @@ from sftmix.eval.base import TASKS
 from sftmix.eval.task_options import bundled_path
 from sftmix.eval.tasks.code import HumanEvalTask, MBPPTask, mbpp_entry_point
 from sftmix.eval.tasks.code_extract import (
-    continue_body,
     as_written,
+    continue_body,
     pass_at_k,
     solution_code,
     strip_prose,
