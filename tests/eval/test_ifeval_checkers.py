@@ -110,6 +110,13 @@ def test_bad_kwargs_and_unknown_ids_are_user_errors() -> None:
         make_checker("keywords:frequency", {"keyword": "x"})
     with pytest.raises(SftmixError, match=r"available: .*punctuation:no_comma"):
         make_checker("punctuation:no_semicolon", {})
+    # Where the reference draws at random, sftmix refuses (documented in docs/evaluation.md).
+    with pytest.raises(DataError, match="nth_paragraph 3 is not between 1 and num_paragraphs"):
+        make_checker("length_constraints:nth_paragraph_first_word",
+                     {"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "x"})
+    # Keywords are patterns, as in IFEval; one that is no valid pattern is matched literally.
+    assert make_checker("keywords:existence", {"keywords": ["c++"]}).check("I like C++.")
+    assert make_checker("keywords:existence", {"keywords": ["colou?r"]}).check("the color")
     # IFEval's Hugging Face copy writes every kwarg, unused ones as null.
     assert make_checker("punctuation:no_comma", {"num_words": None}).check("ok")
 
