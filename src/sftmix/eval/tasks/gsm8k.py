@@ -72,7 +72,8 @@ class GSM8KTask(Task):
                  fewshot_seed: int = 1234, max_new_tokens: int = 512) -> None:
         if path is None:
             raise ConfigError("the gsm8k task needs 'path': a GSM8K test JSONL file "
-                              "({'question', 'answer'} per line); none is bundled with sftmix")
+                              "({'question', 'answer'} per line); build_suite('gsm8k') "
+                              "defaults to the copy bundled with sftmix")
         if mode not in MODES:
             raise ConfigError(f"gsm8k option 'mode' is {mode!r}; expected one of {', '.join(MODES)}")
         if num_fewshot < 0:

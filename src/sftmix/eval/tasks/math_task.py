@@ -70,7 +70,8 @@ class MathTask(Task):
                  max_new_tokens: int = 1024) -> None:
         if path is None:
             raise ConfigError("the math task needs 'path': a MATH test JSONL file "
-                              "({'problem', 'solution'} per line); none is bundled with sftmix")
+                              "({'problem', 'solution'} per line); build_suite('math') "
+                              "defaults to the copy bundled with sftmix")
         if mode not in ("chat", "fewshot"):
             raise ConfigError(f"math option 'mode' is {mode!r}; expected chat or fewshot")
         self.path = Path(path)

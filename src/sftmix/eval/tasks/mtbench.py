@@ -172,7 +172,8 @@ class MTBenchTask(Task):
                  max_new_tokens: int = 1024, seed: int = 0) -> None:
         if path is None and question_file is None:
             raise ConfigError("the mtbench task needs 'path' (a folder with FastChat's "
-                              f"{QUESTION_FILE}) or 'question_file'; none is bundled with sftmix")
+                              f"{QUESTION_FILE}) or 'question_file'; build_suite('mtbench') "
+                              "defaults to the copy bundled with sftmix")
         if repetitions < 1:
             raise ConfigError(f"mtbench option 'repetitions' is {repetitions}; expected >= 1")
         base = Path(path) if path is not None else Path(question_file).parent  # type: ignore[arg-type]
