@@ -48,6 +48,7 @@ from sftmix.lab.generators.replies import (
     follows_word_limit,
     instruction_kwargs,
     instruction_text,
+    reads_as_english,
     topic_sentences,
 )
 
@@ -172,7 +173,7 @@ def _constrained(rng: random.Random, split: Split, d: GeneralDifficulty) -> Gene
         kwargs = [instruction_kwargs(rng, i, topic) for i in ids]
         spec = dict(zip(ids, kwargs, strict=True))
         reply = build_reply(rng, topic, spec, d.min_sentences, d.max_sentences)
-        if follows_word_limit(reply, spec):
+        if follows_word_limit(reply, spec) and reads_as_english(reply, spec):
             break
     request = " ".join([frame.format(topic=topic.name)]
                        + [instruction_text(i, k) for i, k in spec.items()])

