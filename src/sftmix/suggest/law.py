@@ -1,0 +1,115 @@
+"""The response law: one ability's score as a saturating curve in the log of its amount.
+
+    score = lo + span * sigmoid(beta * (log2(1 + last) + delta * trained_before - mu) + gamma * others)
+
+* ``last`` -- examples of this ability in the final stage (replay included);
+* ``trained_before`` -- 1 when an earlier stage trained this ability (DMT's stage 1);
+* ``others`` -- the share of the final stage's examples that belong to other abilities.
+
+Why this form (the reference study's tables in ``sftmix/resources/paper`` and
+the lab's measurements in ``docs/lab.md``):
+
+* *Scores follow the absolute amount on a log scale and saturate.* The paper's
+  GSM8K rises 12.7 / 22.7 / 35.9 / 43.4 / 49.1 over fractions 1/256 ... 1
+  (steps of 4x, near-linear in log amount, then flattening); its MT-Bench
+  rises 4.0 / 5.1 / 5.6 / 5.85 / 5.9 and saturates early -- the same sigmoid
+  with a lower midpoint ``mu``. The lab's abilities climb from the floor to
+  0.7 within three doublings (maths 0.02 / 0.12 / 0.54 / 0.73 at 1/8 ... 1):
+  the same sigmoid with a steeper ``beta``. Four parameters (floor, span,
+  midpoint, slope) cover both regimes.
+* *The ratio matters less than the amount* (RQ3): the amount enters on its
+  own; the other abilities only through one coefficient ``gamma`` on their
+  share, which can be negative (conflict: the paper's full-data mixtures, the
+  lab's general ability 0.74 alone, 0.68 mixed) or positive (the lab's maths
+  and code gain from mixing).
+* *DMT's k.* Forgetting is total when a stage does not replay an ability (the
+  lab's sequential runs score 0.00 on the specialists; DMT k = 0 gives no
+  examples in the final stage, so the floor), while a small replay after a
+  specialist stage recovers far more than the same amount from scratch
+  (lab: 1/8 of the data gives maths 0.06 alone, 0.77 as DMT k = 1/8; paper:
+  k = 1/256 keeps most of GSM8K). ``delta`` is that head start, in doublings
+  of the replayed amount.
+
+Six parameters per ability, fitted by bounded least squares with weak priors on
+``beta``, ``delta`` and ``gamma`` (so a study without DMT runs still gets a
+defined, uncertain ``delta``). Residuals are weighted by each score's
+evaluation error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.special import expit
+
+PARAMS = ("lo", "span", "mu", "beta", "delta", "gamma")
+# Weak priors (mean, sd): the slope of the paper's and the lab's curves lies between
+# about 0.5 and 3 per doubling; a head start of a few doublings; no share effect.
+PRIORS = {"beta": (1.5, 2.0), "delta": (2.0, 3.0), "gamma": (0.0, 1.5)}
+NOISE_FLOOR = 0.02  # a score's error never counts as smaller than this (in its own units)
+
+
+@dataclass(frozen=True)
+class LawInputs:
+    """The law's inputs for one ability, one row per run."""
+
+    x: np.ndarray  # log2(1 + examples in the final stage)
+    before: np.ndarray  # 1.0 when an earlier stage trained this ability
+    others: np.ndarray  # share of the final stage that is other abilities' data
+
+
+def law(theta: np.ndarray, inp: LawInputs) -> np.ndarray:
+    lo, span, mu, beta, delta, gamma = theta
+    z = beta * (inp.x + delta * inp.before - mu) + gamma * inp.others
+    return lo + span * expit(z)
+
+
+@dataclass
+class LawFit:
+    theta: np.ndarray
+    cost: float
+
+    def predict(self, inp: LawInputs) -> np.ndarray:
+        return law(self.theta, inp)
+
+    def params(self) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(PARAMS, self.theta, strict=True)}
+
+
+def _bounds(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ymin, ymax = float(np.min(y)), float(np.max(y))
+    r = max(ymax - ymin, 0.05)
+    lower = np.array([ymin - r, 0.0, 0.0, 0.05, 0.0, -6.0])
+    upper = np.array([ymax, 3.0 * r + abs(ymax), float(np.max(x)) + 8.0, 8.0, 12.0, 6.0])
+    return lower, upper
+
+
+def fit_law(inp: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarray | None = None) -> LawFit:
+    """Weighted least squares with weak priors; several starts unless one is given."""
+    y = np.asarray(y, float)
+    sigma = np.sqrt(np.asarray(se, float) ** 2 + NOISE_FLOOR**2)
+    lower, upper = _bounds(y, inp.x)
+    prior_idx = [PARAMS.index(p) for p in PRIORS]
+    prior_mean = np.array([PRIORS[p][0] for p in PRIORS])
+    prior_sd = np.array([PRIORS[p][1] for p in PRIORS])
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        data = (law(theta, inp) - y) / sigma
+        return np.concatenate([data, (theta[prior_idx] - prior_mean) / prior_sd])
+
+    if start is not None:
+        starts = [np.clip(start, lower, upper)]
+    else:
+        ymin, ymax = float(np.min(y)), float(np.max(y))
+        qs = np.quantile(inp.x[inp.x > 0], [0.25, 0.5, 0.75]) if np.any(inp.x > 0) else [1.0]
+        starts = [np.clip(np.array([ymin, max(ymax - ymin, 0.05), q, b, 2.0, 0.0]), lower, upper)
+                  for q in qs for b in (1.0, 3.0)]
+    best: LawFit | None = None
+    for s0 in starts:
+        res = least_squares(residuals, s0, bounds=(lower, upper), method="trf", max_nfev=400)
+        if best is None or res.cost < best.cost:
+            best = LawFit(res.x, float(res.cost))
+    assert best is not None
+    return best

@@ -1,0 +1,180 @@
+"""A response model per ability -- the law, or a Gaussian process where the law fits worse -- with draws.
+
+For each ability the law (``sftmix.suggest.law``) and a Gaussian process on the
+same runs are compared by leave-one-out error: the law is kept unless the
+process predicts held-out runs clearly better (by ``GP_MARGIN``), which
+happens when a study's responses do not have the law's shape. With fewer runs
+than the law has parameters plus two, the comparison says nothing and the law
+(with its priors) is used.
+
+Uncertainty comes from a bootstrap over runs and evaluation items: each replicate
+resamples the runs with replacement and perturbs every score by its own
+evaluation error (the half-width of its 95% item-bootstrap interval / 1.96),
+then refits. A Gaussian-process ability draws from its posterior instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sftmix.suggest.composition import Features
+from sftmix.suggest.law import PARAMS, LawFit, LawInputs, fit_law
+
+log = logging.getLogger(__name__)
+
+GP_MARGIN = 0.8  # the GP replaces the law when its leave-one-out error is below 0.8x the law's
+MIN_RUNS_TO_COMPARE = len(PARAMS) + 2
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One completed run: its features and each ability's headline score with its error."""
+
+    run: str
+    features: Features
+    scores: dict[str, float]
+    se: dict[str, float]
+
+
+def law_inputs(ability: str, feats: list[Features]) -> LawInputs:
+    last = np.array([f.last.get(ability, 0.0) for f in feats])
+    total = np.array([f.total_last() for f in feats])
+    before = np.array([1.0 if f.prior.get(ability, 0.0) > 0 else 0.0 for f in feats])
+    others = np.where(total > 0, 1.0 - last / np.maximum(total, 1.0), 0.0)
+    return LawInputs(np.log2(1.0 + last), before, others)
+
+
+def gp_inputs(abilities: list[str], feats: list[Features]) -> np.ndarray:
+    return np.array([[np.log2(1.0 + f.last.get(a, 0.0)) for a in abilities]
+                     + [np.log2(1.0 + f.prior.get(a, 0.0)) for a in abilities] for f in feats])
+
+
+def _fit_gp(x: np.ndarray, y: np.ndarray, se: np.ndarray, seed: int = 0):  # -> GaussianProcessRegressor
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.full(x.shape[1], 3.0), (0.3, 100.0))
+              + WhiteKernel(1e-2, (1e-6, 1.0)))
+    gp = GaussianProcessRegressor(kernel, alpha=np.maximum(se, 1e-3) ** 2, normalize_y=True,
+                                  n_restarts_optimizer=1, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(x, y)
+    return gp
+
+
+@dataclass
+class AbilityModel:
+    ability: str
+    kind: str  # "law" or "gp"
+    law: LawFit | None
+    gp: object | None
+    loo_law: float | None = None  # leave-one-out RMSE
+    loo_gp: float | None = None
+    replicates: list[np.ndarray] = field(default_factory=list)  # bootstrap law parameters
+
+
+@dataclass
+class ResponseModel:
+    abilities: list[str]
+    models: dict[str, AbilityModel]
+    observations: list[Observation]
+    replicates: int = 100
+    seed: int = 0
+
+    def predict(self, feats: list[Features]) -> dict[str, np.ndarray]:
+        out = {}
+        for a, m in self.models.items():
+            if m.kind == "law":
+                assert m.law is not None
+                out[a] = m.law.predict(law_inputs(a, feats))
+            else:
+                out[a] = m.gp.predict(gp_inputs(self.abilities, feats))  # type: ignore[attr-defined]
+        return out
+
+    def draws(self, feats: list[Features]) -> dict[str, np.ndarray]:
+        """Bootstrap (or posterior) draws of each ability's score: arrays [replicates, len(feats)]."""
+        out = {}
+        for a, m in self.models.items():
+            if m.kind == "law":
+                inp = law_inputs(a, feats)
+                out[a] = np.array([LawFit(t, 0.0).predict(inp) for t in m.replicates])
+            else:
+                x = gp_inputs(self.abilities, feats)
+                out[a] = m.gp.sample_y(x, n_samples=self.replicates,  # type: ignore[attr-defined]
+                                       random_state=self.seed).T
+        return out
+
+
+def _loo_law(inp_all: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarray) -> float:
+    errors = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        sub = LawInputs(inp_all.x[keep], inp_all.before[keep], inp_all.others[keep])
+        f = fit_law(sub, y[keep], se[keep], start)
+        one = LawInputs(inp_all.x[[i]], inp_all.before[[i]], inp_all.others[[i]])
+        errors.append(float(f.predict(one)[0] - y[i]))
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+def _loo_gp(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> float:
+    errors = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        gp = _fit_gp(x[keep], y[keep], se[keep])
+        errors.append(float(gp.predict(x[[i]])[0] - y[i]))
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+def fit_model(observations: list[Observation], abilities: list[str], replicates: int = 100,
+              seed: int = 0, allow_gp: bool = True) -> ResponseModel:
+    """Fit every ability's response to the observed runs, with bootstrap replicates."""
+    if not observations:
+        raise ValueError("no completed runs to fit")
+    feats = [o.features for o in observations]
+    rng = np.random.default_rng(seed)
+    models: dict[str, AbilityModel] = {}
+    n = len(observations)
+    for a in abilities:
+        y = np.array([o.scores[a] for o in observations])
+        se = np.array([o.se.get(a, 0.0) for o in observations])
+        inp = law_inputs(a, feats)
+        law = fit_law(inp, y, se)
+        m = AbilityModel(a, "law", law, None)
+        if allow_gp and n >= MIN_RUNS_TO_COMPARE:
+            m.loo_law = _loo_law(inp, y, se, law.theta)
+            m.loo_gp = _loo_gp(gp_inputs(abilities, feats), y, se)
+            if m.loo_gp < GP_MARGIN * m.loo_law:
+                m.kind, m.gp = "gp", _fit_gp(gp_inputs(abilities, feats), y, se, seed)
+                log.info("%s: the Gaussian process predicts held-out runs better (LOO RMSE %.3f against "
+                         "the law's %.3f); using it", a, m.loo_gp, m.loo_law)
+        # Bootstrap over runs and over items (each score perturbed by its evaluation error).
+        for _ in range(replicates):
+            idx = rng.integers(0, n, n)
+            y_b = y[idx] + rng.normal(0.0, 1.0, n) * se[idx]
+            sub = LawInputs(inp.x[idx], inp.before[idx], inp.others[idx])
+            m.replicates.append(fit_law(sub, y_b, se[idx], law.theta).theta)
+        models[a] = m
+    return ResponseModel(abilities, models, observations, replicates, seed)
+
+
+def loo_predictions(observations: list[Observation], abilities: list[str]) -> dict[str, np.ndarray]:
+    """Each run's scores predicted by the law fitted on all the other runs."""
+    feats = [o.features for o in observations]
+    out = {}
+    for a in abilities:
+        y = np.array([o.scores[a] for o in observations])
+        se = np.array([o.se.get(a, 0.0) for o in observations])
+        inp = law_inputs(a, feats)
+        pred = []
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            f = fit_law(LawInputs(inp.x[keep], inp.before[keep], inp.others[keep]), y[keep], se[keep])
+            pred.append(float(f.predict(LawInputs(inp.x[[i]], inp.before[[i]], inp.others[[i]]))[0]))
+        out[a] = np.array(pred)
+    return out

@@ -1,0 +1,108 @@
+"""The response model recovers known curves from synthetic scores, and falls back where the law is wrong."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sftmix.suggest.composition import Composition, features_of
+from sftmix.suggest.law import LawFit
+from sftmix.suggest.model import Observation, fit_model, law_inputs, loo_predictions
+
+SIZES = {"maths": 2048, "code": 2048, "general": 2048}
+LEVELS = [1 / 8, 1 / 4, 1 / 2, 1.0]
+# Known laws (lo, span, mu, beta, delta, gamma), shaped like the lab's abilities.
+TRUE = {
+    "maths": np.array([0.02, 0.85, 9.8, 2.0, 3.0, 0.6]),
+    "code": np.array([0.00, 0.90, 10.2, 2.5, 3.5, 0.3]),
+    "general": np.array([0.05, 0.75, 9.5, 1.5, 1.0, -0.8]),
+}
+
+
+def _grid() -> list[Composition]:
+    mt = [Composition.multi_task(dict(zip(SIZES, f, strict=True))) for f in itertools.product(LEVELS, repeat=3)]
+    dmt = [Composition.dmt(dict.fromkeys(SIZES, 1.0), k) for k in (0, 1 / 32, 1 / 8, 1 / 4, 1 / 2, 1)]
+    return mt + dmt
+
+
+def _truth(comp: Composition) -> dict[str, float]:
+    f = features_of(comp.recipes(), SIZES)
+    return {a: float(LawFit(t, 0).predict(law_inputs(a, [f]))[0]) for a, t in TRUE.items()}
+
+
+def _observe(comps: list[Composition], noise: float, seed: int) -> list[Observation]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in comps:
+        truth = _truth(c)
+        out.append(Observation(c.name, features_of(c.recipes(), SIZES),
+                               {a: v + rng.normal(0, noise) for a, v in truth.items()},
+                               dict.fromkeys(truth, noise)))
+    return out
+
+
+def test_law_recovers_known_curves_from_a_few_runs() -> None:
+    grid = _grid()
+    rng = np.random.default_rng(1)
+    seen = [grid[i] for i in rng.choice(64, 14, replace=False)] + [grid[64 + 2], grid[64 + 5]]
+    model = fit_model(_observe(seen, 0.02, seed=2), list(SIZES), replicates=30, allow_gp=False)
+    unseen = [c for c in grid if c not in seen]
+    feats = [features_of(c.recipes(), SIZES) for c in unseen]
+    pred = model.predict(feats)
+    for a in SIZES:
+        truth = np.array([_truth(c)[a] for c in unseen])
+        err = np.abs(pred[a] - truth)
+        # Held-out compositions, predicted from 16 noisy runs: within a few points of the truth.
+        assert np.mean(err) < 0.04, (a, float(np.mean(err)))
+        assert np.max(err) < 0.15, (a, float(np.max(err)))
+        params = model.models[a].law.params()  # type: ignore[union-attr]
+        assert params["mu"] == pytest.approx(TRUE[a][2], abs=0.6)
+        assert params["lo"] + params["span"] == pytest.approx(TRUE[a][0] + TRUE[a][1], abs=0.12)
+
+
+def test_bootstrap_intervals_cover_the_truth() -> None:
+    grid = _grid()
+    seen = grid[::5] + [grid[65], grid[68]]
+    model = fit_model(_observe(seen, 0.03, seed=3), list(SIZES), replicates=60, allow_gp=False)
+    feats = [features_of(c.recipes(), SIZES) for c in grid]
+    draws = model.draws(feats)
+    covered, total = 0, 0
+    for a in SIZES:
+        lo, hi = np.percentile(draws[a], [2.5, 97.5], axis=0)
+        truth = np.array([_truth(c)[a] for c in grid])
+        covered += int(np.sum((truth >= lo - 0.02) & (truth <= hi + 0.02)))
+        total += len(grid)
+        assert np.all(hi >= lo)
+    assert covered / total > 0.8
+
+
+def test_noiseless_scores_are_fitted_exactly() -> None:
+    grid = _grid()
+    seen = grid[::3] + grid[64:]
+    obs = _observe(seen, 0.0, seed=0)
+    model = fit_model(obs, list(SIZES), replicates=2, allow_gp=False)
+    pred = model.predict([o.features for o in obs])
+    for a in SIZES:
+        assert np.max(np.abs(pred[a] - np.array([o.scores[a] for o in obs]))) < 0.01
+
+
+def test_a_response_the_law_cannot_take_falls_back_to_the_gaussian_process() -> None:
+    # A score that peaks at a middle amount and falls again: no sigmoid in log amount has it.
+    comps = [Composition.multi_task(dict(zip(SIZES, f, strict=True))) for f in itertools.product(LEVELS, repeat=3)]
+    obs = []
+    rng = np.random.default_rng(4)
+    for c in comps[::3]:
+        f = features_of(c.recipes(), SIZES)
+        x = np.log2(1 + f.last["maths"])
+        bump = 0.8 * np.exp(-((x - 9.0) ** 2) / 0.5)
+        scores = {a: v + rng.normal(0, 0.01) for a, v in _truth(c).items()} | {"maths": float(bump)}
+        obs.append(Observation(c.name, f, scores, dict.fromkeys(SIZES, 0.01)))
+    model = fit_model(obs, list(SIZES), replicates=5)
+    m = model.models["maths"]
+    assert m.kind == "gp" and m.loo_gp is not None and m.loo_law is not None and m.loo_gp < m.loo_law
+    assert model.models["general"].kind == "law"
+    held = loo_predictions(obs, ["general"])
+    truth = np.array([_truth(c)["general"] for c in comps[::3]])
+    assert np.max(np.abs(held["general"] - truth)) < 0.05
