@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "sftmix.study.cli",
     "sftmix.report.cli",
     "sftmix.lab.cli",
+    "sftmix.suggest.cli",
 )
 
 

@@ -64,7 +64,7 @@ def test_law_recovers_known_curves_from_a_few_runs() -> None:
 
 def test_bootstrap_intervals_cover_the_truth() -> None:
     grid = _grid()
-    seen = grid[::5] + [grid[65], grid[68]]
+    seen = [*grid[::5], grid[65], grid[68]]
     model = fit_model(_observe(seen, 0.03, seed=3), list(SIZES), replicates=60, allow_gp=False)
     feats = [features_of(c.recipes(), SIZES) for c in grid]
     draws = model.draws(feats)

@@ -140,8 +140,3 @@ def features_of(recipes: list[Recipe], sizes: dict[str, int]) -> Features:
         for ability, c in recipe_counts(recipe, sizes).items():
             target[ability] = target.get(ability, 0.0) + c
     return Features(last, prior)
-
-
-def recipe_examples(recipes: list[Recipe], sizes: dict[str, int]) -> float:
-    """Examples trained on over all stages (each stage once)."""
-    return sum(sum(recipe_counts(r, sizes).values()) for r in recipes)

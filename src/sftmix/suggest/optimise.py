@@ -1,0 +1,239 @@
+"""The optimise loop: a few cheap runs, then suggest, run, refit -- until the expected gain is small.
+
+Every round is a study file of its own (``STUDY_DIR/optimise/round-NNN.yaml``:
+the user's study with its designs replaced by the free-form runs asked for so
+far) run by the study executor (``sftmix.study.runner.run_study``), so shared
+stages are trained once, a killed round resumes where it stopped, and an
+executor such as SLURM runs the jobs. A round is recorded before it runs
+(``round-NNN.json``, status ``planned``, with the model's predictions) and
+marked ``done`` with the measured scores and the tokens spent; a rerun of the
+same command resumes a planned round instead of choosing again.
+
+Round 0 is a Latin square over the fraction levels (every ability at every
+level once) plus DMT at the middle k. Each later round asks for the model's
+recommended composition (when not yet measured) and the candidates with the
+largest expected gain. The loop stops when the largest expected gain is below
+the threshold and the recommendation is measured, when no candidate fits the
+remaining token budget, or after ``max_rounds``.
+
+Tokens spent are the training tokens of the distinct stages of all rounds
+(a stage shared by two runs -- DMT's stage 1 -- counts once), estimated like
+``sftmix plan`` does (four characters per token, or a tokenizer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sftmix.artifacts import write_json_atomic, write_text_atomic
+from sftmix.config import dump_yaml
+from sftmix.errors import SftmixError
+from sftmix.study.config import Designs, StudyConfig
+from sftmix.study.executor import Executor
+from sftmix.study.plan import build_plan
+from sftmix.suggest.composition import Composition, recipe_counts
+from sftmix.suggest.model import Observation, fit_model
+from sftmix.suggest.observations import SourceSizes, source_sizes, study_observations
+from sftmix.suggest.search import Space, Suggestion, best_measured, suggest, weighted
+
+log = logging.getLogger(__name__)
+
+PREFIX = "opt-"
+
+
+@dataclass
+class Settings:
+    weights: dict[str, float]
+    budget: float
+    space: Space
+    batch: int = 2
+    threshold: float = 0.005
+    max_rounds: int = 8
+    replicates: int = 100
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"weights": self.weights, "budget_tokens": self.budget, "space": self.space.to_json(),
+                "batch": self.batch, "threshold": self.threshold, "max_rounds": self.max_rounds,
+                "replicates": self.replicates, "seed": self.seed}
+
+
+@dataclass
+class Outcome:
+    rounds: list[dict[str, Any]]
+    stop: str
+    tokens_spent: float
+    best: tuple[str, float] | None  # the best measured run of the optimiser and its weighted score
+    suggestion: Suggestion | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stop": self.stop, "tokens_spent": self.tokens_spent, "rounds": len(self.rounds),
+                "best": None if self.best is None else {"run": self.best[0], "weighted": self.best[1]},
+                "recommended": None if self.suggestion is None or self.suggestion.recommended is None
+                else self.suggestion.recommended.to_json()}
+
+
+def folder(study_dir: Path) -> Path:
+    return study_dir / "optimise"
+
+
+def read_rounds(study_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(folder(study_dir).glob("round-*.json"))]
+
+
+def initial_design(space: Space) -> list[Composition]:
+    """A Latin square over the fraction levels, and DMT at the middle k."""
+    levels = sorted(space.fractions)
+    comps = []
+    for j in range(len(levels)):
+        comps.append(Composition.multi_task(
+            {a: levels[(i + j) % len(levels)] for i, a in enumerate(space.abilities)}))
+    ks = sorted(k for k in space.ks if k > 0)
+    if ks and "general" in space.abilities and len(space.abilities) > 1:
+        comps.append(Composition.dmt(dict.fromkeys(space.abilities, 1.0), ks[len(ks) // 2]))
+    return comps
+
+
+def plan_tokens(study: StudyConfig, sizes: SourceSizes) -> float:
+    """Training tokens of the distinct stages of a study's plan."""
+    plan = build_plan(study, hash_files=False)
+    total = 0.0
+    for node in plan.stages.values():
+        epochs = float(node.training.get("epochs", 3.0))
+        for ability, c in recipe_counts(node.recipe, sizes.examples).items():
+            total += c * sizes.tokens_per_example[ability] * epochs
+    return total
+
+
+def _round_study(base: StudyConfig, comps: list[Composition]) -> StudyConfig:
+    study = base.model_copy(deep=True)
+    study.runs = [c.run_config(PREFIX) for c in comps]
+    return study
+
+
+def _groups(base: StudyConfig, comps: list[Composition]) -> set[str]:
+    return {f"runs/{PREFIX}{c.name}/{m.name}" for c in comps for m in base.models}
+
+
+def _check_settings(study_dir: Path, settings: Settings) -> None:
+    path = folder(study_dir) / "settings.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(settings.to_json())):
+            raise SftmixError(
+                f"{path}: this study directory was optimised with other settings ({json.dumps(old)}); "
+                "run with the same --weights, --budget and search space to resume, or use a new "
+                "study directory")
+    else:
+        write_json_atomic(path, settings.to_json())
+
+
+class Optimiser:
+    def __init__(self, study: StudyConfig, study_dir: Path, settings: Settings,
+                 executor: Executor | None = None, progress: bool = True) -> None:
+        self.base = study.model_copy(deep=True)
+        self.base.designs = Designs()
+        self.base.runs = []
+        self.study_dir = study_dir
+        self.settings = settings
+        self.executor = executor
+        self.progress = progress
+        self.sizes = source_sizes(self.base)
+        self.epochs = float(self.base.training.get("epochs", 3.0))
+
+    # -- one round ---------------------------------------------------------------------
+    def _run_round(self, record: dict[str, Any], comps_so_far: list[Composition]) -> dict[str, Any]:
+        from sftmix.study.runner import run_study
+
+        study = _round_study(self.base, comps_so_far)
+        n = record["round"]
+        write_text_atomic(folder(self.study_dir) / f"round-{n:03d}.yaml", dump_yaml(study))
+        outcome = run_study(study, self.study_dir, self.executor, progress=self.progress)
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        if not outcome.ok:
+            raise SftmixError(f"round {n} of the optimiser: {len(outcome.failed)} job(s) failed "
+                              f"(see {self.study_dir / 'jobs'}/*.failed.json and the logs in "
+                              f"{self.study_dir / 'logs'}); fix the cause and run the same command to resume")
+        own = [Composition.from_json(r["composition"]) for r in record["runs"]]
+        _, _, obs = study_observations(self.study_dir, runs=_groups(self.base, own), sizes=self.sizes)
+        record["measured"] = {o.run: {"scores": o.scores, "se": o.se,
+                                      "weighted": float(weighted(o.scores, self.settings.weights))}
+                              for o in obs}
+        record["tokens_spent"] = plan_tokens(study, self.sizes)
+        record["status"] = "done"
+        write_json_atomic(folder(self.study_dir) / f"round-{n:03d}.json", record)
+        return record
+
+    def _observations(self, comps: list[Composition]) -> list[Observation]:
+        if not comps:
+            return []
+        _, _, obs = study_observations(self.study_dir, runs=_groups(self.base, comps), sizes=self.sizes)
+        return obs
+
+    def _affordable(self, wanted: list[Composition], done: list[Composition]) -> list[Composition]:
+        """The wanted compositions, in order, that fit the remaining budget together."""
+        chosen: list[Composition] = []
+        for comp in wanted:
+            if comp in chosen or comp in done:
+                continue
+            cost = plan_tokens(_round_study(self.base, [*done, *chosen, comp]), self.sizes)
+            if cost <= self.settings.budget:
+                chosen.append(comp)
+            if len(chosen) >= max(self.settings.batch, 1) and done:
+                break
+        return chosen
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> Outcome:
+        s = self.settings
+        folder(self.study_dir).mkdir(parents=True, exist_ok=True)
+        _check_settings(self.study_dir, s)
+        rounds = read_rounds(self.study_dir)
+        comps = [Composition.from_json(r["composition"]) for rec in rounds for r in rec["runs"]]
+        if rounds and rounds[-1]["status"] == "planned":
+            log.info("resuming round %d", rounds[-1]["round"])
+            rounds[-1] = self._run_round(rounds[-1], comps)
+        sug: Suggestion | None = None
+        stop = ""
+        while not stop:
+            obs = self._observations(comps)
+            if not rounds:
+                wanted, predicted = initial_design(s.space), {}
+            else:
+                model = fit_model(obs, s.space.abilities, s.replicates, s.seed)
+                sug = suggest(model, s.space, s.weights, self.sizes.examples, self.sizes.tokens_per_example,
+                              self.epochs, None, n_next=s.batch)
+                rec = sug.recommended
+                wanted = ([rec.composition] if rec is not None and not rec.measured else [])
+                wanted += [p.composition for p in sug.next_runs]
+                predicted = {p.composition.name: p.to_json() for p in sug.predictions
+                             if p.composition in wanted}
+                if sug.max_gain < s.threshold and (rec is None or rec.measured):
+                    stop = f"expected gain {sug.max_gain:.4f} below the threshold {s.threshold}"
+                    break
+            if len(rounds) >= s.max_rounds:
+                stop = f"{s.max_rounds} rounds"
+                break
+            chosen = self._affordable(wanted, comps)
+            if not chosen:
+                stop = "the token budget is spent (no wanted run fits what is left)"
+                break
+            record = {"round": len(rounds), "status": "planned",
+                      "runs": [{"run": PREFIX + c.name, "composition": c.to_json(),
+                                "describe": c.describe(), "predicted": predicted.get(c.name)} for c in chosen],
+                      "expected_gain": None if sug is None else sug.max_gain}
+            write_json_atomic(folder(self.study_dir) / f"round-{len(rounds):03d}.json", record)
+            comps += chosen
+            rounds.append(self._run_round(record, comps))
+        obs = self._observations(comps)
+        best = best_measured(obs, s.weights)
+        spent = rounds[-1]["tokens_spent"] if rounds else 0.0
+        outcome = Outcome(rounds, stop, spent, best, sug)
+        write_json_atomic(folder(self.study_dir) / "result.json", outcome.to_json())
+        return outcome
