@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sftmix.artifacts import write_text_atomic
-from sftmix.report import figures, provenance, strategy_figures, tables, tradeoff
+from sftmix.report import figures, provenance, response, strategy_figures, tables, tradeoff
 from sftmix.report.data import StudyResults
 from sftmix.report.plotting import FigureOut
 from sftmix.report.tables import Table
@@ -81,6 +81,8 @@ def build_report(res: StudyResults, weights: dict[str, float] | None = None, pap
         Section("tradeoff", "Trade-off and recommendation", text=_tradeoff_text(t),
                 figures=[tradeoff.tradeoff_figure(t, res.specialist)],
                 tables=[tradeoff.recommendation_table(t)] if t.weighted else []),
+        Section("response", "Response model and recommended composition",
+                *response.response_section(res, weights)),
     ]
     sections.append(Section("representation", "Representations before and after fine-tuning", figures=[rep]))
     sections.append(Section("runs", "All runs", tables=[tables.runs_table(res)]))
