@@ -91,17 +91,18 @@ def _suggest(args: argparse.Namespace) -> int:
 
     if not (args.study_dir / "study.yaml").is_file():
         raise SftmixError(f"{args.study_dir}: not a study directory (expected the study.yaml that 'sftmix run' writes)")
+    fractions, ks = _amounts(args.fractions, "--fractions", False), _amounts(args.ks, "--ks", True)
+    budget = _tokens(args.budget)
     res, sizes, obs = study_observations(args.study_dir, args.model)
     abilities = res.abilities
     weights = parse_weights(args.weights, abilities)
     if len(obs) < 2:
         raise SftmixError(f"{args.study_dir}: {len(obs)} run(s) with a score for every ability; the response "
                           "model needs at least 2 (run more of the study, or use 'sftmix optimise')")
-    space = Space(abilities, _amounts(args.fractions, "--fractions", False), _amounts(args.ks, "--ks", True))
+    space = Space(abilities, fractions, ks)
     model = fit_model(obs, abilities, args.replicates, args.seed)
     epochs = float(res.study.training.get("epochs", 3.0))
-    sug = suggest(model, space, weights, sizes.examples, sizes.tokens_per_example, epochs,
-                  _tokens(args.budget), args.n_next)
+    sug = suggest(model, space, weights, sizes.examples, sizes.tokens_per_example, epochs, budget, args.n_next)
     kinds = ", ".join(f"{a}: {m.kind}" for a, m in model.models.items())
     print(f"fitted on {len(obs)} runs ({kinds}); weights {', '.join(f'{a}={w:g}' for a, w in weights.items())}")
     if sug.best_measured:
@@ -130,14 +131,15 @@ def _optimise(args: argparse.Namespace) -> int:
     from sftmix.suggest.optimise import Optimiser, Settings
     from sftmix.suggest.search import Space
 
+    budget = _tokens(args.budget)
+    assert budget is not None
+    fractions, ks = _amounts(args.fractions, "--fractions", False), _amounts(args.ks, "--ks", True)
     study = load_study(args.study)
     if args.workers:
         study.workers = args.workers
     abilities = list(study.abilities)
     weights = parse_weights(args.weights, abilities)
-    budget = _tokens(args.budget)
-    assert budget is not None
-    space = Space(abilities, _amounts(args.fractions, "--fractions", False), _amounts(args.ks, "--ks", True))
+    space = Space(abilities, fractions, ks)
     settings = Settings(weights, budget, space, args.batch, args.threshold, args.max_rounds,
                         args.replicates, args.seed)
     out = args.out or Path("studies") / f"{study.name}-optimise"
