@@ -153,8 +153,9 @@ def fit_model(observations: list[Observation], abilities: list[str], replicates:
                 m.kind, m.gp = "gp", _fit_gp(gp_inputs(abilities, feats), y, se, seed)
                 log.info("%s: the Gaussian process predicts held-out runs better (LOO RMSE %.3f against "
                          "the law's %.3f); using it", a, m.loo_gp, m.loo_law)
-        # Bootstrap over runs and over items (each score perturbed by its evaluation error).
-        for _ in range(replicates):
+        # Bootstrap over runs and over items (each score perturbed by its evaluation error);
+        # a Gaussian-process ability draws from its posterior instead.
+        for _ in range(replicates if m.kind == "law" else 0):
             idx = rng.integers(0, n, n)
             y_b = y[idx] + rng.normal(0.0, 1.0, n) * se[idx]
             sub = LawInputs(inp.x[idx], inp.before[idx], inp.others[idx])
