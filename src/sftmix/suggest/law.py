@@ -84,7 +84,7 @@ def _bounds(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Scores that are never negative (accuracies, pass rates, judge scores) keep a floor >= 0,
     # and scores within [0, 1] a rise of at most 1, where no run pins the curve's ends down.
     lo_min = max(ymin - r, 0.0) if ymin >= 0 else ymin - r
-    span_max = 1.0 if 0 <= ymin and ymax <= 1 else 3.0 * r + abs(ymax)
+    span_max = 1.0 if ymin >= 0 and ymax <= 1 else 3.0 * r + abs(ymax)
     lower = np.array([lo_min, 0.0, 0.0, 0.05, 0.0, -6.0])
     upper = np.array([ymax, span_max, float(np.max(x)) + 8.0, 8.0, 12.0, 6.0])
     return lower, upper

@@ -87,14 +87,19 @@ class ResponseModel:
     replicates: int = 100
     seed: int = 0
 
+    def _bound(self, ability: str, values: np.ndarray) -> np.ndarray:
+        """Scores measured within [0, 1] (accuracies, pass rates) are predicted within it too."""
+        scores = [o.scores[ability] for o in self.observations]
+        return np.clip(values, 0.0, 1.0) if min(scores) >= 0 and max(scores) <= 1 else values
+
     def predict(self, feats: list[Features]) -> dict[str, np.ndarray]:
         out = {}
         for a, m in self.models.items():
             if m.kind == "law":
                 assert m.law is not None
-                out[a] = m.law.predict(law_inputs(a, feats))
+                out[a] = self._bound(a, m.law.predict(law_inputs(a, feats)))
             else:
-                out[a] = m.gp.predict(gp_inputs(self.abilities, feats))  # type: ignore[attr-defined]
+                out[a] = self._bound(a, m.gp.predict(gp_inputs(self.abilities, feats)))  # type: ignore[attr-defined]
         return out
 
     def draws(self, feats: list[Features]) -> dict[str, np.ndarray]:
@@ -103,11 +108,11 @@ class ResponseModel:
         for a, m in self.models.items():
             if m.kind == "law":
                 inp = law_inputs(a, feats)
-                out[a] = np.array([LawFit(t, 0.0).predict(inp) for t in m.replicates])
+                out[a] = self._bound(a, np.array([LawFit(t, 0.0).predict(inp) for t in m.replicates]))
             else:
                 x = gp_inputs(self.abilities, feats)
-                out[a] = m.gp.sample_y(x, n_samples=self.replicates,  # type: ignore[attr-defined]
-                                       random_state=self.seed).T
+                out[a] = self._bound(a, m.gp.sample_y(x, n_samples=self.replicates,  # type: ignore[attr-defined]
+                                                      random_state=self.seed).T)
         return out
 
 
