@@ -106,3 +106,13 @@ def test_a_response_the_law_cannot_take_falls_back_to_the_gaussian_process() -> 
     held = loo_predictions(obs, ["general"])
     truth = np.array([_truth(c)["general"] for c in comps[::3]])
     assert np.max(np.abs(held["general"] - truth)) < 0.05
+
+
+def test_runs_that_all_score_the_same_still_fit() -> None:
+    # The optimiser's first round on a model that learnt nothing: every score 0.
+    comps = _grid()[:3]
+    obs = [Observation(c.name, features_of(c.recipes(), SIZES), dict.fromkeys(SIZES, 0.0), dict.fromkeys(SIZES, 0.0))
+           for c in comps]
+    model = fit_model(obs, list(SIZES), replicates=3)
+    pred = model.predict([o.features for o in obs])
+    assert all(np.allclose(pred[a], 0.0, atol=1e-3) for a in SIZES)

@@ -86,7 +86,8 @@ def _bounds(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo_min = max(ymin - r, 0.0) if ymin >= 0 else ymin - r
     span_max = 1.0 if ymin >= 0 and ymax <= 1 else 3.0 * r + abs(ymax)
     lower = np.array([lo_min, 0.0, 0.0, 0.05, 0.0, -6.0])
-    upper = np.array([ymax, span_max, float(np.max(x)) + 8.0, 8.0, 12.0, 6.0])
+    # (ymax + a hair: every run may score the same, and the bounds must not meet)
+    upper = np.array([ymax + 1e-6 * r, span_max, float(np.max(x)) + 8.0, 8.0, 12.0, 6.0])
     return lower, upper
 
 
