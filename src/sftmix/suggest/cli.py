@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sftmix.cli import at_least
 from sftmix.errors import SftmixError
 
 if TYPE_CHECKING:
@@ -47,8 +48,8 @@ def _space_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fractions", default="1/8,1/4,1/2,1",
                    help="fractions of each ability's source that multi-task candidates use (default 1/8,1/4,1/2,1)")
     p.add_argument("--ks", default="0,1/32,1/8,1/4,1/2,1", help="DMT's k values to consider (default 0,1/32,1/8,1/4,1/2,1)")
-    p.add_argument("--replicates", type=int, default=100, help="bootstrap replicates (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--replicates", type=at_least(2), default=100, help="bootstrap replicates (default 100)")
+    p.add_argument("--seed", type=at_least(0), default=0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study_dir", type=Path)
     _space_args(p)
     p.add_argument("--budget", help="training tokens the recommended composition may cost (e.g. 5M)")
-    p.add_argument("--next", type=int, default=2, dest="n_next", help="how many next runs to propose (default 2)")
+    p.add_argument("--next", type=at_least(1), default=2, dest="n_next", help="how many next runs to propose (default 2)")
     p.add_argument("--model", help="which of the study's models (default: the first)")
     p.add_argument("--export", type=Path, help="write the recommendation as LLaMA-Factory, open-instruct and axolotl configs here")
     p.set_defaults(func=_suggest)
@@ -67,11 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _space_args(p)
     p.add_argument("--budget", required=True, help="training tokens the optimiser may spend in all (e.g. 20M)")
     p.add_argument("-o", "--out", type=Path, help="study directory (default: studies/<name>-optimise)")
-    p.add_argument("--batch", type=int, default=2, help="runs per round after the first (default 2)")
+    p.add_argument("--batch", type=at_least(1), default=2, help="runs per round after the first (default 2)")
     p.add_argument("--threshold", type=float, default=0.005,
                    help="stop when the largest expected gain in weighted score is below this (default 0.005)")
-    p.add_argument("--max-rounds", type=int, default=8)
-    p.add_argument("--workers", type=int, help="jobs at a time (default: the study's 'workers')")
+    p.add_argument("--max-rounds", type=at_least(1), default=8)
+    p.add_argument("--workers", type=at_least(1), help="jobs at a time (default: the study's 'workers')")
     p.add_argument("--executor", default="local", help="where jobs run (default: local)")
     p.set_defaults(func=_optimise)
 
