@@ -27,6 +27,7 @@ import numpy as np
 from sftmix.report.data import StudyResults
 from sftmix.report.plotting import COLORS, FigureOut, new_figure, skipped, to_png
 from sftmix.report.tables import Estimate, Table
+from sftmix.study.config import GENERAL
 
 if TYPE_CHECKING:
     from sftmix.suggest.model import Observation, ResponseModel
@@ -95,14 +96,24 @@ def _curves(model: ResponseModel, obs: list[Observation], sizes: dict[str, int])
     top = max(sizes.values())
     grid = np.unique(np.geomspace(max(1.0, top / 256), max(sizes.values()), 40).round())
     for ax, a in zip(axes, abilities, strict=True):
-        for j, (label, mixed) in enumerate((("alone", False), ("all abilities mixed equally", True))):
-            feats = [Features({b: (n if (b == a or mixed) else 0.0) for b in abilities}, dict.fromkeys(abilities, 0.0))
-                     for n in grid]
+        curves = [("alone", [Features({b: (n if b == a else 0.0) for b in abilities}, dict.fromkeys(abilities, 0.0))
+                             for n in grid]),
+                  ("all abilities mixed equally", [Features(dict.fromkeys(abilities, n), dict.fromkeys(abilities, 0.0))
+                                                   for n in grid])]
+        if any(o.features.prior.get(a, 0.0) > 0 for o in obs) and a != GENERAL and GENERAL in sizes:
+            # DMT: all specialist data in stage 1, then all general data and a fraction k of it replayed.
+            spec = [b for b in abilities if b != GENERAL]
+            curves.append(("DMT replay after the specialist stage", [
+                Features({**{b: n / sizes[a] * sizes[b] for b in spec}, GENERAL: float(sizes[GENERAL])},
+                         {**{b: float(sizes[b]) for b in spec}, GENERAL: 0.0})
+                for n in grid if n <= sizes[a]]))
+        for j, (label, feats) in enumerate(curves):
+            grid_x = [f.last[a] for f in feats]
             mean = model.predict(feats)[a]
             lo, hi = np.percentile(model.draws(feats)[a], [2.5, 97.5], axis=0)
-            color = COLORS[j]
-            ax.plot(grid, mean, color=color, label=f"fit: {label}")
-            ax.fill_between(grid, lo, hi, color=color, alpha=0.15, linewidth=0)
+            color = COLORS[(0, 1, 3)[j]]
+            ax.plot(grid_x, mean, color=color, label=f"fit: {label}")
+            ax.fill_between(grid_x, lo, hi, color=color, alpha=0.15, linewidth=0)
         for o in obs:
             x = max(o.features.last.get(a, 0.0), 1.0)
             before = o.features.prior.get(a, 0.0) > 0
@@ -116,7 +127,8 @@ def _curves(model: ResponseModel, obs: list[Observation], sizes: dict[str, int])
         ax.legend(fontsize=7, loc="best")
     caption = ("Points: runs (black: the ability alone in the final stage; green: mixed with others; "
                "triangles: an earlier stage trained it), with 95% intervals. Lines: the fitted response "
-               "for the ability alone and for all abilities mixed at the same amount, with 95% bootstrap bands.")
+               "for the ability alone, for all abilities mixed at the same amount and, where the study has "
+               "DMT runs, for DMT's replay after the specialist stage, with 95% bootstrap bands.")
     return FigureOut("response_curves", TITLE_CURVES, caption, png=to_png(fig))
 
 
