@@ -25,6 +25,16 @@ class DataError(SftmixError):
     """A data file or record is invalid."""
 
 
+class IncompleteError(SftmixError):
+    """Work ran but its result could not be computed (e.g. a judge that never answered).
+
+    Nothing is marked complete; what was obtained is kept so that a rerun only
+    redoes what is missing. Exit status 1: the input was fine, the run was not.
+    """
+
+    exit_code = 1
+
+
 def where(path: object, line: int | None = None, index: int | None = None,
           field: str | None = None) -> str:
     """Render a location such as ``data.jsonl, line 3, field 'answer'``."""

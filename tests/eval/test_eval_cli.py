@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from sftmix.cli import build_parser, main
 from sftmix.errors import ConfigError
 from sftmix.eval.cli import format_table, parse_settings
+from tests.eval.fake_openai import FakeOpenAI, server_error
 from tests.eval.models import one_torch_thread, tiny_model_dir
 
 
@@ -81,3 +83,57 @@ def test_help_lists_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     assert "SFTMIX_JUDGE_BASE_URL" in capsys.readouterr().out
+
+
+def test_models_with_the_same_folder_name_get_separate_folders(
+        tmp_path: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tiny_model_dir(shared_data, tmp_path_factory)
+    for run in ("a", "b"):
+        shutil.copytree(model, tmp_path / "runs" / run / "01-maths")
+    monkeypatch.chdir(tmp_path)
+    args = ["--suite", "gsm8k", "--limit", "1", "--max-new-tokens", "2", "--data-dir", str(shared_data)]
+    with one_torch_thread():
+        assert main(["eval", "runs/a/01-maths", *args]) == 0
+        assert main(["eval", "runs/b/01-maths", *args]) == 0
+        assert main(["eval", "runs/a/01-maths", *args]) == 0
+    printed = capsys.readouterr().out
+    folders = sorted((tmp_path / "evals").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith("01-maths-") for f in folders)
+    models = {json.loads((f / "gsm8k" / "summary.json").read_text())["model"] for f in folders}
+    assert models == {"runs/a/01-maths", "runs/b/01-maths"}
+    assert printed.count("gsm8k: reused the complete evaluation in evals/01-maths-") == 1
+
+
+def test_failed_judge_exits_1_and_a_rerun_completes(
+        tmp_path: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tiny_model_dir(shared_data, tmp_path_factory)
+    monkeypatch.setenv("SFTMIX_JUDGE_CACHE", str(tmp_path / "judge.sqlite"))
+    monkeypatch.setenv("SFTMIX_JUDGE_API_KEY", "k")
+    args = ["eval", str(model), "--suite", "gsm8k,mtbench", "--limit", "1", "--max-new-tokens", "2",
+            "--data-dir", str(shared_data), "-o", str(tmp_path / "out"),
+            "--set", "mtbench.repetitions=1", "--set", "mtbench.judge.max_retries=0"]
+    with FakeOpenAI(lambda req: "Rating: [[4]]") as srv:
+        monkeypatch.setenv("SFTMIX_JUDGE_BASE_URL", srv.url)
+        srv.inject(server_error(), server_error())
+        with one_torch_thread():
+            assert main(args) == 1
+            failed = capsys.readouterr()
+            assert main(args) == 0
+            done = capsys.readouterr()
+    assert "sftmix: error: mtbench: not marked complete: the judge at" in failed.err
+    assert "did not answer 2 of 2 judgement(s)" in failed.err and "Traceback" not in failed.err
+    table = [line.split()[0] for line in failed.out.splitlines()[2:-2]]
+    assert table and set(table) == {"gsm8k"}  # what completed is shown
+    assert "gsm8k: reused the complete evaluation" in done.out
+    assert "score*" in done.out and "4.00" in done.out
+    assert len(srv.requests) == 4
+
+
+def test_missing_benchmark_file_names_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("SFTMIX_DATA_DIR", raising=False)
+    assert main(["eval", str(tmp_path), "--suite", "gsm8k"]) == 2
+    err = capsys.readouterr().err
+    assert "--data-dir FOLDER (gsm8k/test.jsonl under it)" in err and "--set gsm8k.path=FILE" in err

@@ -12,11 +12,11 @@ import pytest
 
 from sftmix.artifacts import is_complete
 from sftmix.data.records import Message
-from sftmix.errors import DataError, SftmixError
+from sftmix.errors import ConfigError, DataError, IncompleteError, SftmixError
 from sftmix.eval.base import GenerationSpec
-from sftmix.eval.runner import build_suite, evaluate_model, public_options
+from sftmix.eval.runner import build_suite, default_out_dir, evaluate_model, public_options
 from sftmix.strict_json import dumps
-from tests.eval.fake_openai import FakeOpenAI
+from tests.eval.fake_openai import FakeOpenAI, server_error
 from tests.eval.models import one_torch_thread, tiny_model_dir
 
 
@@ -168,3 +168,69 @@ def test_a_benchmark_file_that_is_not_utf8_names_file_and_line(tmp_path: Path, s
     task = build_suite(suite, {"path": tmp_path if suite == "mtbench" else bench})
     with pytest.raises(DataError, match=rf"{name}, line 2: not UTF-8 text \(byte 0xe9 at column 18\)"):
         task.items()
+
+
+def _mtbench(shared_data: Path, srv_url: str, tmp_path: Path, **judge) -> dict:
+    return {"path": shared_data / "eval" / "mt_bench", "repetitions": 1,
+            "judge": {"base_url": srv_url, "api_key": "k", "max_retries": 0,
+                      "cache_path": str(tmp_path / "judge.sqlite"), **judge}}
+
+
+def test_failed_judge_is_never_complete_and_a_rerun_asks_only_what_is_missing(
+        tmp_path: Path, suites: dict, shared_data: Path) -> None:
+    out = tmp_path / "o"
+    with FakeOpenAI(lambda req: "Rating: [[6]]") as srv:
+        suites["mtbench"] = _mtbench(shared_data, srv.url, tmp_path, concurrency=1)
+        # 2 items x 2 turns = 4 judgements; the judge fails the first two and gives up.
+        srv.inject(server_error(503), server_error(503))
+        with pytest.raises(IncompleteError, match=r"did not answer 2 of 4 judgement\(s\) "
+                           r"\(last error: HTTP 503\).*2 answered are cached.*SFTMIX_JUDGE_BASE_URL"):
+            evaluate_model(tmp_path / "m", suites, out, limit=2, generate=Scripted())
+        assert is_complete(out / "gsm8k") and not (out / "mtbench").exists()
+        assert set(json.loads((out / "summary.json").read_text())) == {"gsm8k"}
+        asked_first = len(srv.requests)
+        again = evaluate_model(tmp_path / "m", suites, out, limit=2, generate=Scripted())
+    assert asked_first == 4 and len(srv.requests) == 4 + 2  # only the two missing were asked again
+    assert is_complete(out / "mtbench") and again["mtbench"]["metrics"]["score"]["mean"] == 6.0
+    assert set(json.loads((out / "summary.json").read_text())) == {"gsm8k", "mtbench"}
+
+
+def test_unreachable_judge_with_every_rating_missing(tmp_path: Path, shared_data: Path) -> None:
+    closed = FakeOpenAI()  # a port nobody listens on once the server is closed
+    url = closed.url
+    closed._server.server_close()
+    suites = {"mtbench": _mtbench(shared_data, url, tmp_path)}
+    with pytest.raises(IncompleteError, match=r"did not answer 2 of 2 .*connection error"):
+        evaluate_model(tmp_path / "m", suites, tmp_path / "o", limit=1, generate=Scripted())
+    assert not is_complete(tmp_path / "o" / "mtbench")
+
+
+def test_openai_judge_without_a_key_fails_before_generating(
+        tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SFTMIX_JUDGE_BASE_URL", "SFTMIX_JUDGE_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    suites = {"mtbench": {"path": shared_data / "eval" / "mt_bench", "judge": {"cache_path": None}}}
+    with pytest.raises(ConfigError, match=r"no API key is set.*SFTMIX_JUDGE_API_KEY.*"
+                       r"--set mtbench\.judge\.base_url"):
+        evaluate_model(tmp_path / "m", suites, tmp_path / "o", generate=refuse)
+
+
+def test_a_folder_holding_another_models_evaluation_needs_overwrite(
+        tmp_path: Path, suites: dict) -> None:
+    lines: list[str] = []
+    evaluate_model(tmp_path / "a", suites, tmp_path / "o", limit=1, generate=Scripted())
+    with pytest.raises(ConfigError, match=r"holds the gsm8k evaluation of another model.*--overwrite"):
+        evaluate_model(tmp_path / "b", suites, tmp_path / "o", limit=1, generate=refuse)
+    evaluate_model(tmp_path / "b", suites, tmp_path / "o", limit=1, generate=Scripted(),
+                   overwrite=True, say=lines.append)
+    evaluate_model(tmp_path / "b", suites, tmp_path / "o", limit=1, generate=refuse, say=lines.append)
+    assert lines[0].startswith("gsm8k: replacing the evaluation in")
+    assert lines[1] == f"gsm8k: reused the complete evaluation in {tmp_path / 'o' / 'gsm8k'} " \
+                       "(same model, options and limit)"
+
+
+def test_default_folders_differ_for_models_with_the_same_folder_name(tmp_path: Path) -> None:
+    a, b = default_out_dir(tmp_path / "a" / "01-maths"), default_out_dir(tmp_path / "b" / "01-maths")
+    assert a != b and a.parent == b.parent == Path("evals")
+    assert a.name.startswith("01-maths-") and b.name.startswith("01-maths-")
+    assert default_out_dir(tmp_path / "a" / "." / "01-maths") == a

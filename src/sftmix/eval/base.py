@@ -95,6 +95,18 @@ class Task(ABC):
     def score(self, items: Sequence[EvalItem], completions: Sequence[list[str]]) -> list[ItemResult]:
         """Score the completions of every item (batched, so code can run in parallel)."""
 
+    def preflight(self) -> None:
+        """Raise a ConfigError for a setting that would make the run fail (checked before loading)."""
+        return None
+
+    def incomplete(self, results: Sequence[ItemResult]) -> str | None:
+        """Why these results cannot be published as complete (None: they can).
+
+        A task whose scores come from a service (a judge) says here when the
+        service did not answer, so that the evaluation is retried, not stored.
+        """
+        return None
+
     def evaluate(self, generate: GenerateFn, limit: int | None = None) -> list[ItemResult]:
         items = self.items(limit)
         completions = generate([it.prompt for it in items], self.generation())

@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"folder holding the benchmark files (default: ${DATA_DIR_ENV}, else the "
                         "files bundled with sftmix)")
     p.add_argument("-o", "--out", type=Path, default=None,
-                   help="output folder (default: evals/<model folder name>)")
+                   help="output folder (default: evals/<model folder name>-<hash of its path>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace evaluations of another model found in the output folder")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="SUITE.KEY=VALUE",
                    help="a suite option, e.g. gsm8k.mode=fewshot or mtbench.judge.model=gpt-4o "
                         "(values are read as YAML); repeatable")
@@ -96,9 +98,28 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n(* primary metric)"
 
 
+def _hint_data_dir(suite: str, options: dict[str, Any]) -> None:
+    """A suite with no benchmark file fails with the command-line spelling of the fix."""
+    from sftmix.eval.runner import build_suite
+    from sftmix.eval.task_options import DEFAULT_PATHS
+
+    try:
+        build_suite(suite, options)
+    except ConfigError as exc:
+        where = f" ({DEFAULT_PATHS[suite]} under it)" if suite in DEFAULT_PATHS else ""
+        raise ConfigError(f"{exc}. On the command line: --data-dir FOLDER{where}, "
+                          f"{DATA_DIR_ENV}=FOLDER, or --set {suite}.path=FILE") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
-    from sftmix.eval.runner import evaluate_model, suite_names, suite_options
+    from sftmix.eval.runner import (
+        SuitesIncomplete,
+        default_out_dir,
+        evaluate_model,
+        suite_names,
+        suite_options,
+    )
 
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     available = suite_names()
@@ -117,12 +138,21 @@ def run(args: argparse.Namespace) -> int:
         if args.max_new_tokens is not None:
             options[suite].setdefault("max_new_tokens", args.max_new_tokens)
         options[suite] = suite_options(suite, options[suite], data_dir)
-    out = args.out or Path("evals") / args.model_dir.resolve().name
+        if "path" not in options[suite]:
+            _hint_data_dir(suite, options[suite])
+    out = args.out or default_out_dir(args.model_dir)
     check_output_dir(out, "-o/--out")
-    summaries = evaluate_model(
-        args.model_dir, options, out, limit=args.limit,
-        generator_options={"template": args.template, "batch_size": args.batch_size,
-                           "backend": args.backend})
+    try:
+        summaries = evaluate_model(
+            args.model_dir, options, out, limit=args.limit, overwrite=args.overwrite, say=print,
+            generator_options={"template": args.template, "batch_size": args.batch_size,
+                               "backend": args.backend})
+    except SuitesIncomplete as exc:
+        # What did complete is shown and kept; the error says what is missing.
+        if exc.summaries:
+            print(format_table(exc.summaries))
+            print(f"results in {out}")
+        raise
     print(format_table(summaries))
     print(f"results in {out}")
     return 0

@@ -10,8 +10,16 @@ Layout of an evaluation directory::
 
 A suite directory is keyed by what produced it (model, suite, options, limit).
 When it is complete with the same key it is reused, so an interrupted run
-resumes where it stopped; with another key it is replaced. The model is loaded
-and its generate function built once, and only if some suite needs it.
+resumes where it stopped; with another key for the same model it is replaced,
+and one holding another model's evaluation is replaced only when asked to
+(``overwrite``). The model is loaded and its generate function built once, and
+only if some suite needs it.
+
+A suite whose metric could not be computed (a judge that did not answer, no
+item with a value) is not published: the other suites are, and
+:class:`~sftmix.errors.IncompleteError` says what is missing and what to set.
+What was obtained (the judge's answers, in its cache) is kept, so a rerun only
+asks for what is missing.
 """
 
 from __future__ import annotations
@@ -21,13 +29,13 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sftmix import strict_json
 from sftmix.artifacts import building, is_complete, read_marker, write_json_atomic
-from sftmix.errors import ConfigError, SftmixError
+from sftmix.errors import ConfigError, IncompleteError, SftmixError
 from sftmix.eval.base import TASKS, GenerateFn, ItemResult, Task
 from sftmix.eval.stats import summarise
 from sftmix.eval.task_options import DEFAULT_PATHS
@@ -97,6 +105,12 @@ def run_suite(task: Task, generate: GenerateFn, out_dir: str | Path, *, suite: s
     results = task.evaluate(generate, limit)
     warn_repeats(suite, results)
     summary = summarise_suite(task, results, suite=suite, resamples=resamples)
+    reason = task.incomplete(results)
+    primary = summary["metrics"][summary["primary"]]
+    if reason is None and results and not primary["n"]:
+        reason = f"no item has a value for its metric {summary['primary']!r}"
+    if reason is not None:
+        raise IncompleteError(f"{suite}: not marked complete: {reason}")
     summary.update(info or {})
     summary["limit"] = limit
     summary["elapsed_s"] = round(time.monotonic() - started, 3)
@@ -137,14 +151,24 @@ def suite_options(suite: str, options: Mapping[str, Any] | None,
     return resolved
 
 
+def default_out_dir(model_dir: str | Path, root: str | Path = "evals") -> Path:
+    """``evals/<folder name>-<hash of the full path>``: two models never share a folder."""
+    resolved = Path(model_dir).resolve()
+    return Path(root) / f"{resolved.name}-{config_hash(str(resolved), 8)}"
+
+
 def evaluate_model(model_dir: str | Path, suites: Mapping[str, Mapping[str, Any]],
                    out_dir: str | Path, *, limit: int | None = None,
                    generate: GenerateFn | None = None,
                    generator_options: Mapping[str, Any] | None = None,
-                   resamples: int = 2000) -> dict[str, dict[str, Any]]:
+                   resamples: int = 2000, overwrite: bool = False,
+                   say: Callable[[str], None] = log.info) -> dict[str, dict[str, Any]]:
     """Evaluate ``model_dir`` on each suite (name -> options); returns the summaries by suite.
 
     ``generate`` replaces the model's own generate function (tests, remote backends).
+    ``say`` receives one plain line per suite that is reused or replaced.
+    Raises :class:`IncompleteError` after the other suites are published when a
+    suite's metric could not be computed; its ``summaries`` are the published ones.
     """
     from sftmix.eval.engine.generation import load_generator
 
@@ -153,31 +177,63 @@ def evaluate_model(model_dir: str | Path, suites: Mapping[str, Mapping[str, Any]
         raise ConfigError("no evaluation suite was given; available: " + ", ".join(suite_names()))
     # Build every task first: a wrong option fails before the model is loaded.
     tasks = {suite: build_suite(suite, options) for suite, options in suites.items()}
+    for task in tasks.values():
+        task.preflight()
     if generate is None and not (model_dir / "config.json").is_file():
         raise SftmixError(f"{model_dir}: not a saved model directory (no config.json); expected "
                           "a training stage's output or a folder written by save_pretrained")
+    model = str(model_dir.resolve())
+    plans = {suite: (public_options(suites[suite]), out_dir / suite) for suite in tasks}
+    for suite, (_, target) in plans.items():
+        held = _held_model(target)
+        if held is not None and held != model and not overwrite:
+            raise ConfigError(f"{target} holds the {suite} evaluation of another model ({held}); "
+                              "give another output folder with -o, or --overwrite to replace it")
     summaries: dict[str, dict[str, Any]] = {}
+    failures: list[str] = []
     for suite, task in tasks.items():
-        options = public_options(suites[suite])
-        key = config_hash({"model": str(model_dir.resolve()), "suite": suite,
-                           "options": options, "limit": limit})
-        target = out_dir / suite
+        options, target = plans[suite]
+        key = config_hash({"model": model, "suite": suite, "options": options, "limit": limit})
         if is_complete(target) and read_marker(target).get("key") == key:
-            log.info("%s: complete at %s, reused", suite, target)
+            say(f"{suite}: reused the complete evaluation in {target} (same model, options and limit)")
             summaries[suite] = json.loads((target / "summary.json").read_text())
             continue
         if is_complete(target):
-            log.info("%s: %s holds another evaluation; replacing it", suite, target)
+            say(f"{suite}: replacing the evaluation in {target} (its model, options or limit differ)")
             shutil.rmtree(target)
         if generate is None:
             generate = load_generator(model_dir, **dict(generator_options or {}))
         log.info("evaluating %s on %s%s", model_dir, suite, f" (first {limit})" if limit else "")
-        summaries[suite] = run_suite(task, generate, target, suite=suite, limit=limit,
-                                     resamples=resamples,
-                                     info={"key": key, "model": str(model_dir), "options": options})
+        try:
+            summaries[suite] = run_suite(task, generate, target, suite=suite, limit=limit,
+                                         resamples=resamples,
+                                         info={"key": key, "model": str(model_dir),
+                                               "options": options})
+        except IncompleteError as exc:
+            failures.append(str(exc))
     # The folder's summary covers every suite evaluated into it, this call's and earlier ones.
     index = out_dir / "summary.json"
     merged = json.loads(index.read_text()) if index.is_file() else {}
     merged.update(summaries)
-    write_json_atomic(index, merged)
+    if merged:
+        write_json_atomic(index, merged)
+    if failures:
+        raise SuitesIncomplete("; ".join(failures), summaries)
     return summaries
+
+
+class SuitesIncomplete(IncompleteError):
+    """Some suites could not be completed; ``summaries`` holds the ones that were."""
+
+    def __init__(self, message: str, summaries: dict[str, dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.summaries = summaries
+
+
+def _held_model(target: Path) -> str | None:
+    """The resolved path of the model whose complete evaluation ``target`` holds, if any."""
+    if not is_complete(target):
+        return None
+    summary = target / "summary.json"
+    model = json.loads(summary.read_text()).get("model") if summary.is_file() else None
+    return str(Path(model).resolve()) if model else None

@@ -253,8 +253,8 @@ class JudgeClient:
         if status in FATAL_STATUS:
             raise SftmixError(
                 f"judge endpoint {self.config.base_url} answered HTTP {status} "
-                f"({FATAL_STATUS[status]}) for model {self.config.model!r}; check "
-                f"{ENV_BASE_URL}, {ENV_MODEL} and {ENV_API_KEYS[0]} (or the judge options)")
+                f"({FATAL_STATUS[status]}) for model {self.config.model!r}. "
+                + judge_settings_hint())
         if status == 429 or status >= 500:
             raise _Retry(f"HTTP {status}", _retry_after(response.headers.get("retry-after")))
         if status >= 400:
@@ -266,6 +266,21 @@ class JudgeClient:
         if not isinstance(content, str):
             raise _Retry(f"reply content is {type(content).__name__}, not text")
         return content
+
+
+def judge_settings_hint() -> str:
+    """What to set to reach a judge, in both spellings (environment and options)."""
+    return (f"Set {ENV_BASE_URL} (any OpenAI-compatible server), {ENV_MODEL} and "
+            f"{ENV_API_KEYS[0]} (or {ENV_API_KEYS[1]}); or the judge options: "
+            "--set mtbench.judge.base_url=... for sftmix eval, "
+            "evaluation: {mtbench: {judge: {base_url: ...}}} in a study")
+
+
+def missing_key_problem(config: JudgeConfig) -> str | None:
+    """Why the judge cannot work before a single request: OpenAI's own endpoint with no key."""
+    if config.api_key or config.base_url.rstrip("/") != DEFAULT_BASE_URL:
+        return None
+    return f"the judge is {DEFAULT_BASE_URL} but no API key is set. {judge_settings_hint()}"
 
 
 def judge_config(options: dict[str, Any] | JudgeConfig | None) -> JudgeConfig:

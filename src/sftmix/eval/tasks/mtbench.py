@@ -35,7 +35,14 @@ from sftmix.data.records import Message
 from sftmix.errors import ConfigError, DataError, decode_line, json_problem, where
 from sftmix.eval.base import TASKS, EvalItem, GenerateFn, GenerationSpec, ItemResult, Metric, Task
 from sftmix.eval.task_options import build_task
-from sftmix.eval.tasks.judge import ChatRequest, JudgeClient, JudgeConfig, judge_config
+from sftmix.eval.tasks.judge import (
+    ChatRequest,
+    JudgeClient,
+    JudgeConfig,
+    judge_config,
+    judge_settings_hint,
+    missing_key_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +234,26 @@ class MTBenchTask(Task):
                 answers[i] = out[0]
         return answers
 
+    def preflight(self) -> None:
+        problem = missing_key_problem(self.judge)
+        if problem:
+            raise ConfigError(f"mtbench: {problem}")
+
+    def incomplete(self, results: Sequence[ItemResult]) -> str | None:
+        """Judgements the judge never answered make the evaluation incomplete, not lower."""
+        unanswered = [e for r in results for e in r.metadata.get("judge_errors", [])]
+        if not unanswered:
+            return None
+        asked = len(results) * 2 * self.repetitions
+        cache = (f"the {asked - len(unanswered)} answered are cached in {self.judge.cache_path} "
+                 "and a rerun asks only for the missing ones" if self.judge.cache_path
+                 else "no judge cache is set, so a rerun asks for every judgement again")
+        return (f"the judge at {self.judge.base_url} (model {self.judge.model!r}) did not answer "
+                f"{len(unanswered)} of {asked} judgement(s) (last error: {unanswered[-1]}); "
+                f"{cache}. {judge_settings_hint()}")
+
     def evaluate(self, generate: GenerateFn, limit: int | None = None) -> list[ItemResult]:
+        self.preflight()
         items = self.items(limit)
         first = self._generate(generate, items, [list(it.prompt) for it in items])
         second = self._generate(generate, items, [
@@ -293,6 +319,7 @@ class MTBenchTask(Task):
             extracted=ratings, verdicts=turn_scores, metrics=metrics, reason=reason,
             metadata={"category": category, "turns": item.metadata["turns"],
                       "judgements": judgements,
+                      "judge_errors": [r.error for r in replies if r.content is None],
                       "weights": {"score": float(len(graded)), f"score_{category}": float(len(graded))}},
         )
 
