@@ -9,17 +9,40 @@ the line, the field path and what was expected, e.g.::
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import re
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from sftmix.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def parse_amount(value: Any) -> Any:
+    """``"1/64"`` -> 0.015625; numbers pass through for pydantic to check.
+
+    The one spelling of an amount everywhere a config takes one (mixtures, train
+    stages, strategy options, studies): a number or a quoted fraction.
+    """
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"expected a number or a fraction such as '1/64', found {value!r}") from None
+    return value
+
+
+Amount = Annotated[float, BeforeValidator(parse_amount), Field(ge=0)]
 
 
 class StrictModel(BaseModel):
@@ -28,8 +51,114 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
 
 
-def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
-    """Parse a YAML file; returns the data and its node tree (for line numbers)."""
+@dataclass(frozen=True)
+class Override:
+    """One ``KEY=VALUE`` from the command line: a field path into a config file and a value."""
+
+    path: tuple[str | int, ...]
+    value: Any
+    text: str  # as the user typed it, for messages
+    flag: str = "--set"
+
+    def __str__(self) -> str:
+        return f"{self.flag} {self.text}"
+
+
+def parse_override(text: str, flag: str = "--set") -> Override:
+    """``training.max_steps=2`` or ``stages[0].data[1].fraction=1/4`` (the value is read as YAML)."""
+    key, sep, raw = text.partition("=")
+    parts: list[str | int] = []
+    for piece in key.strip().split("."):
+        m = re.fullmatch(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)", piece)
+        if not m:
+            parts = []
+            break
+        parts.append(m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    if not sep or not parts:
+        raise ConfigError(f"{flag} {text!r}: expected KEY=VALUE with KEY a field path as in the "
+                          "YAML file, e.g. training.max_steps=2 or stages[0].data[0].fraction=1/4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{flag} {text!r}: the value is not valid YAML ({exc})") from None
+    return Override(tuple(parts), value, text, flag)
+
+
+def parse_overrides(texts: Sequence[str], flag: str = "--set") -> list[Override]:
+    return [parse_override(t, flag) for t in texts]
+
+
+def apply_overrides(data: Any, overrides: Sequence[Override], source: str) -> Any:
+    """A copy of ``data`` with each override set; mappings on the way are created as needed."""
+    if not overrides:
+        return data
+    data = copy.deepcopy(data) if data is not None else {}
+    for o in overrides:
+        node = data
+        for depth, (part, nxt) in enumerate(zip(o.path, (*o.path[1:], None), strict=True)):
+            here = field_path(o.path[:depth]) or "the top level"
+            last = nxt is None
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    size = f"a list of {len(node)}" if isinstance(node, list) else "not a list"
+                    raise ConfigError(f"{o}: {source} has no item [{part}] at {here} ({size})")
+                if last:
+                    node[part] = o.value
+                else:
+                    node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"{o}: in {source}, {here} is {_short(node)}, not a mapping "
+                                  f"that could hold '{part}'")
+            if last:
+                node[part] = o.value
+            else:
+                if node.get(part) is None:
+                    node[part] = [] if isinstance(nxt, int) else {}
+                node = node[part]
+    return data
+
+
+# Overrides for the config files read in a ``with overriding(...)`` block, by resolved path:
+# a loader that calls read_yaml(path) gets them without having to pass them through.
+_ACTIVE: ContextVar[dict[Path, list[Override]] | None] = ContextVar("sftmix_overrides", default=None)
+
+
+@contextlib.contextmanager
+def overriding(path: str | Path, overrides: Sequence[Override]) -> Iterator[None]:
+    """Apply ``overrides`` whenever ``path`` is read (and name them in validation errors)."""
+    active = dict(_ACTIVE.get() or {})
+    active[Path(path).resolve()] = list(overrides)
+    token = _ACTIVE.set(active)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _active_overrides(source: str | Path) -> list[Override]:
+    active = _ACTIVE.get()
+    return active.get(Path(source).resolve(), []) if active else []
+
+
+def overridden_by(source: str | Path, loc: Sequence[Any]) -> Override | None:
+    """The command-line override that set the field at ``loc`` of ``source``, if one did.
+
+    Messages about that field should name the flag rather than a line of the file.
+    """
+    if not _ACTIVE.get() or Path(str(source)).suffix not in (".yaml", ".yml"):
+        return None
+    loc = tuple(loc)
+    return next((o for o in reversed(_active_overrides(source)) if loc[:len(o.path)] == o.path), None)
+
+
+def read_yaml(path: str | Path, overrides: Sequence[Override] | None = None
+              ) -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file; returns the data and its node tree (for line numbers).
+
+    ``overrides`` (or those given to :func:`overriding` for this file) are set on the data.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found (expected a YAML file)")
@@ -42,7 +171,8 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
         loc = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{loc}: not valid YAML ({problem})") from None
-    return data, node
+    overrides = _active_overrides(path) if overrides is None else overrides
+    return apply_overrides(data, overrides, str(path)), node
 
 
 def read_text(path: Path, expected: str) -> str:
@@ -127,13 +257,19 @@ class Problems:
 
 def describe_validation_error(exc: ValidationError, source: str, node: yaml.Node | None = None,
                               prefix: tuple[Any, ...] = ()) -> str:
-    """One paragraph per problem: where, what was found, what was expected."""
+    """One paragraph per problem: where, what was found, what was expected.
+
+    A value set on the command line is named by its flag, not by a line of the file.
+    """
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         full = prefix + loc
         line = _line_of(node, full)
         where = f"{source}" + (f", line {line}" if line else "")
+        by = overridden_by(source, full)
+        if by is not None:
+            where = f"{source} as set by {by}"
         path = field_path(full) or "(top level)"
         found = err.get("input")
         msg = err["msg"]
@@ -158,9 +294,10 @@ def validate(model: type[M], data: Any, source: str, node: yaml.Node | None = No
         raise ConfigError(describe_validation_error(exc, source, node)) from None
 
 
-def load_config(path: str | Path, model: type[M]) -> M:
-    data, node = read_yaml(path)
-    return validate(model, data, str(path), node)
+def load_config(path: str | Path, model: type[M], overrides: Sequence[Override] = ()) -> M:
+    with overriding(path, overrides):
+        data, node = read_yaml(path)
+        return validate(model, data, str(path), node)
 
 
 def dump_yaml(model: BaseModel) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,37 @@ def test_a_bad_config_exits_2_with_file_line_and_field(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "strategy.options.k" in proc.stderr and "required" in proc.stderr
     assert not (tmp_path / "runs").exists()  # nothing is created before the file is valid
+
+
+def test_set_overrides_any_field_and_overwrite_replaces_other_inputs(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sftmix.cli import main
+
+    (tmp_path / "code.jsonl").write_text(
+        "".join(e.to_json() + "\n" for e in code_alpaca_examples(shared_data, 16)))
+    (tmp_path / "one.yaml").write_text("""
+model: {tiny: {vocab_size: 300, hidden: 16, layers: 1, heads: 2}}
+stages:
+  - name: only
+    data: [{path: code.jsonl, fraction: 1/16}]
+training: {max_length: 1024, epochs: 1, global_batch_size: 1, per_device_batch_size: 1,
+           precision: fp32}
+""")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SFTMIX_PROGRESS", "0")
+    args = ["train", "one.yaml", "-o", "out", "--set", "training.max_steps=1"]
+    assert main(args) == 0
+    manifest = json.loads((tmp_path / "out" / "01-only" / "data_manifest.json").read_text())
+    assert manifest["examples"] == 1  # 1/16 of 16
+    log = (tmp_path / "out" / "01-only" / "train_log.jsonl").read_text().splitlines()
+    assert len(log) == 1
+    quarter = [*args, "--set", "stages[0].data[0].fraction=1/4"]
+    assert main(quarter) == 2
+    assert "holds a complete stage trained from other inputs" in capsys.readouterr().err
+    assert main([*quarter, "--overwrite"]) == 0
+    manifest = json.loads((tmp_path / "out" / "01-only" / "data_manifest.json").read_text())
+    assert manifest["examples"] == 4
+    assert main([*args, "--set", "training.max_steps=0"]) == 2
+    assert ("one.yaml as set by --set training.max_steps=0, field 'training.max_steps': found 0"
+            in capsys.readouterr().err)

@@ -193,3 +193,17 @@ def test_sigkilled_stage_resumes_to_the_same_weights(shared_data: Path, tmp_path
     torch.testing.assert_close([r["loss"] for r in log_a], [r["loss"] for r in log_b],
                                rtol=1e-5, atol=1e-6)
     assert [r["trainable_tokens"] for r in log_a] == [r["trainable_tokens"] for r in log_b]
+
+
+def test_max_steps_caps_the_epochs_and_never_adds_any(shared_data: Path, tmp_path: Path) -> None:
+    examples = _examples(shared_data, 4)  # 8 rows, 2 per optimiser step: 4 steps an epoch
+    base = _base(examples, tmp_path / "base")
+    one_epoch = SETTINGS.model_copy(update={"epochs": 1.0, "max_steps": 300, "global_batch_size": 2})
+    assert one_epoch.optimiser_steps(8) == 4
+    capped = one_epoch.model_copy(update={"epochs": 3.0, "max_steps": 3})
+    assert capped.optimiser_steps(8) == 3
+    for settings, steps in ((one_epoch, 4), (capped, 3)):
+        out = run_stage(base, examples, settings, tmp_path / f"stage-{steps}")
+        records = read_train_log(out / "train_log.jsonl")
+        assert [r["step"] for r in records] == list(range(1, steps + 1))
+        assert records[-1]["epoch"] <= 1.0

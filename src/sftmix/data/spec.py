@@ -28,28 +28,14 @@ folder; the manifest records them as written.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from sftmix.config import Problems, StrictModel, read_yaml, validate
+from sftmix.config import Amount, Problems, StrictModel, read_yaml, validate
 
 NAME = r"^[A-Za-z0-9_.-]+$"
-
-
-def parse_amount(value: Any) -> Any:
-    """``"1/64"`` -> 0.015625; numbers pass through for pydantic to check."""
-    if isinstance(value, str):
-        try:
-            return float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"expected a number or a fraction such as '1/64', found {value!r}") from None
-    return value
-
-
-Amount = Annotated[float, BeforeValidator(parse_amount), Field(ge=0)]
 
 
 class SourceSpec(StrictModel):

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sftmix.cli import at_least
-from sftmix.errors import SftmixError
+from sftmix.errors import ConfigError, SftmixError
+
+if TYPE_CHECKING:
+    from sftmix.config import Override
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, help="study directory (default: studies/<name>)")
     p.add_argument("--workers", type=at_least(1), help="jobs at a time (default: the study's 'workers')")
     p.add_argument("--executor", default="local", help="where jobs run (default: local)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the study file, spelled as in the YAML, e.g. "
+                        "training.max_steps=2 or evaluation.gsm8k.limit=10; repeatable")
+    p.add_argument("--limit", type=int, help="evaluate the first N items of every suite "
+                   "(the study's evaluation.<suite>.limit)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a study directory that holds another study")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("status", help="done / running / failed / pending work of a study directory")
@@ -53,15 +65,18 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
+    from sftmix.config import overriding
     from sftmix.study.executors import make_executor
     from sftmix.study.load import load_study
     from sftmix.study.runner import run_study
 
-    study = load_study(args.study)
+    with overriding(args.study, _overrides(args)):
+        study = load_study(args.study)
     if args.workers:
         study.workers = args.workers
     out = args.out or Path("studies") / study.name
     check_output_dir(out, "-o/--out")
+    _check_other_study(out, study.name, args.overwrite)
     executor = make_executor(args.executor, study)
     outcome = run_study(study, out, executor)
     print(f"study directory: {out}")
@@ -74,6 +89,41 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     print(f"results: sftmix results {out}")
     return 0 if outcome.ok else 1
+
+
+def _overrides(args: argparse.Namespace) -> list[Override]:
+    """``--set`` as given, and ``--limit N`` as ``evaluation.<suite>.limit=N`` for every suite."""
+    from sftmix.config import Override, parse_overrides, read_yaml
+
+    overrides = parse_overrides(args.settings)
+    if args.limit is None:
+        return overrides
+    if args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: expected a positive number of items")
+    data, _ = read_yaml(args.study, overrides)
+    data = data if isinstance(data, dict) else {}
+    suites = dict.fromkeys(data.get("evaluation") or {})
+    for ability in (data.get("abilities") or {}).values():
+        suites.update(dict.fromkeys(ability.get("evals") or [] if isinstance(ability, dict) else []))
+    return overrides + [Override(("evaluation", str(s), "limit"), args.limit,
+                                 f"{args.limit} (evaluation.{s}.limit)", "--limit") for s in suites]
+
+
+def _check_other_study(out: Path, name: str, overwrite: bool) -> None:
+    """A study directory holds one study; another one's is kept unless --overwrite."""
+    from sftmix.config import read_yaml
+
+    existing = out / "study.yaml"
+    if not existing.is_file():
+        return
+    found = (read_yaml(existing)[0] or {}).get("name")
+    if found == name:
+        return
+    if not overwrite:
+        raise ConfigError(f"{out} holds the study {found!r}, not {name!r}; give another directory "
+                          "with -o, or --overwrite to delete it and start afresh")
+    print(f"removing {out}, which held the study {found!r}")
+    shutil.rmtree(out)
 
 
 def _check_study_dir(path: Path) -> None:

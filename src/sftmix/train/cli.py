@@ -19,22 +19,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", type=Path, help="schedule YAML (see configs/train/)")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="output folder (default: the config's output_dir, else runs/<config name>)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the config file, spelled as in the YAML, e.g. "
+                        "training.max_steps=2 or stages[0].data[0].fraction=1/4 (values are read "
+                        "as YAML); repeatable")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace stage folders that hold a stage trained from other inputs")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
-    from sftmix.config import read_yaml, validate
+    from sftmix.config import overriding, parse_overrides, read_yaml, validate
     from sftmix.train.config import ScheduleConfig
     from sftmix.train.schedule import check_files, plan_schedule, run_schedule
     from sftmix.train.stage import process_state
 
     source = str(args.config)
-    data, node = read_yaml(args.config)
-    config = validate(ScheduleConfig, data, source, node)
-    stages = plan_schedule(config, source, node)  # every stage's settings are checked before any work
-    base_dir = args.config.resolve().parent
-    check_files(config, base_dir, source, node)
+    with overriding(args.config, parse_overrides(args.settings)):
+        data, node = read_yaml(args.config)
+        config = validate(ScheduleConfig, data, source, node)
+        stages = plan_schedule(config, source, node)  # every stage's settings are checked before any work
+        base_dir = args.config.resolve().parent
+        check_files(config, base_dir, source, node)
     if args.output is not None:
         out = args.output
     elif config.output_dir is not None:
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if state.is_main_process:
         names = ", ".join(s.dirname for s in stages)
         print(f"training {len(stages)} stage(s) into {out}: {names}", flush=True)
-    outputs = run_schedule(config, out, base_dir=base_dir, source=source)
+    outputs = run_schedule(config, out, base_dir=base_dir, source=source, overwrite=args.overwrite)
     if state.is_main_process:
         for path in outputs:
             print(f"stage: {path}")

@@ -15,11 +15,12 @@ accumulation is derived: ``global_batch_size / (per_device_batch_size x processe
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from sftmix.config import StrictModel
+from sftmix.config import Amount, StrictModel
 
 Precision = Literal["fp32", "bf16", "auto"]
 LrScheduler = Literal["cosine", "linear", "constant_with_warmup", "cosine_with_min_lr"]
@@ -104,7 +105,8 @@ class TrainSettings(StrictModel):
     packing: bool = True
     group_by_length: bool = Field(True, description="without packing: batch rows of similar length")
     epochs: float = Field(3.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
+    max_steps: int | None = Field(None, ge=1, description="stop after at most this many optimiser "
+                                  "steps (training ends after 'epochs' if that comes first)")
     learning_rate: float = Field(2e-5, gt=0)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     lr_scheduler: LrScheduler = "cosine"
@@ -121,6 +123,18 @@ class TrainSettings(StrictModel):
     logging_steps: int = Field(1, ge=1)
     report_to: list[str] = Field(default_factory=list, description="e.g. ['tensorboard'] or ['wandb']")
 
+    def optimiser_steps(self, rows: int, world_size: int = 1) -> int:
+        """Optimiser steps over ``rows`` training rows: ``epochs`` of them, capped by ``max_steps``.
+
+        An epoch is the Trainer's count: each process's micro-batches (the last one
+        partial), then accumulation groups (the last one partial as well).
+        """
+        micro = -(-rows // (self.per_device_batch_size * world_size))
+        accumulation = max(1, self.global_batch_size // (self.per_device_batch_size * world_size))
+        per_epoch = max(1, -(-micro // accumulation))
+        steps = math.ceil(self.epochs * per_epoch)
+        return min(steps, self.max_steps) if self.max_steps else steps
+
     def gradient_accumulation(self, world_size: int) -> int:
         per_step = self.per_device_batch_size * world_size
         if self.global_batch_size % per_step:
@@ -136,7 +150,7 @@ class DataPart(StrictModel):
     a fraction k of the specialist pool."""
 
     path: FileSpec | list[FileSpec]
-    fraction: float = Field(1.0, ge=0)
+    fraction: Amount = 1.0
     seed: int = 0
 
     @property

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError
 
 from sftmix.artifacts import is_complete
-from sftmix.config import Problems, StrictModel, describe_validation_error
+from sftmix.config import Problems, StrictModel, describe_validation_error, parse_amount
 from sftmix.errors import ConfigError
 from sftmix.hashing import config_hash
 from sftmix.registry import Registry
@@ -47,16 +47,6 @@ log = logging.getLogger(__name__)
 
 GENERAL = "general"
 Sources = dict[str, FileSpec | list[FileSpec]]
-
-
-def _fraction(value: Any) -> Any:
-    if isinstance(value, str) and "/" in value:
-        num, _, den = value.partition("/")
-        try:
-            return float(num) / float(den)
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"expected a number or a fraction such as '1/256', found {value!r}") from None
-    return value
 
 
 @dataclass(frozen=True)
@@ -105,7 +95,7 @@ class MixedSequentialOptions(StrictModel):
 
 
 class DmtOptions(StrictModel):
-    k: Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=1)]
+    k: Annotated[float, BeforeValidator(parse_amount), Field(ge=0, le=1)]
     general: str = GENERAL
     seed: int = 0
 
@@ -245,8 +235,12 @@ def resolve_base_model(model: ModelSource, out_dir: Path, stages: Sequence[Plann
 
 
 def run_schedule(config: ScheduleConfig, out_dir: str | Path, *, base_dir: Path | None = None,
-                 source: str = "schedule", callbacks: Sequence[Any] = ()) -> list[Path]:
-    """Run every stage in order (completed ones are reused); returns the stage folders."""
+                 source: str = "schedule", callbacks: Sequence[Any] = (),
+                 overwrite: bool = False) -> list[Path]:
+    """Run every stage in order (completed ones are reused); returns the stage folders.
+
+    ``overwrite`` replaces a stage folder that holds a stage trained from other inputs.
+    """
     from sftmix.train.stage import process_state, resolve_parts, run_stage
 
     out_dir = Path(out_dir)
@@ -262,6 +256,7 @@ def run_schedule(config: ScheduleConfig, out_dir: str | Path, *, base_dir: Path 
         examples, parts = resolve_parts(stage.config.data, base_dir)
         log.info("stage %d/%d %s: %d examples", stage.index, len(stages), stage.config.name, len(examples))
         parent = run_stage(parent, examples, stage.settings, out_dir / stage.dirname,
-                           data_manifest={"parts": parts}, callbacks=callbacks, name=stage.config.name)
+                           data_manifest={"parts": parts}, callbacks=callbacks, name=stage.config.name,
+                           overwrite=overwrite)
         outputs.append(parent)
     return outputs

@@ -170,22 +170,30 @@ def stage_key(parent: Path, examples: Sequence[Example], settings: TrainSettings
 
 def run_stage(parent: str | Path, examples: Sequence[Example], settings: TrainSettings,
               out: str | Path, *, data_manifest: dict[str, Any] | None = None,
-              callbacks: Sequence[Any] = (), name: str = "stage") -> Path:
+              callbacks: Sequence[Any] = (), name: str = "stage", overwrite: bool = False) -> Path:
     """Train one stage and publish it at ``out``; returns ``out``.
 
     Resumes from ``<out>.work`` when an earlier run was interrupted; returns at once if
     ``out`` is complete. Under ``accelerate launch`` every process calls this; the main
-    process writes the output.
+    process writes the output. A complete ``out`` trained from other inputs is an
+    error, or is replaced with ``overwrite``.
     """
     parent, out = Path(parent), Path(out)
     key = stage_key(parent, examples, settings)
     if is_complete(out):
         found = read_marker(out).get("key")
-        if found != key:
+        if found == key:
+            log.info("stage %s is complete at %s", name, out)
+            return out
+        if not overwrite:
             raise ConfigError(f"{out} holds a complete stage trained from other inputs "
-                              f"(key {found}, this stage {key}); use another output folder")
-        log.info("stage %s is complete at %s", name, out)
-        return out
+                              f"(key {found}, this stage {key}); use another output folder, "
+                              "or --overwrite to replace it")
+        state = process_state()
+        if state.is_main_process:
+            log.warning("stage %s: replacing %s, trained from other inputs", name, out)
+            shutil.rmtree(out)
+        state.wait_for_everyone()
     check_parent(parent)
     if not examples:
         raise DataError(f"stage {name}: its data holds no examples")
@@ -261,7 +269,8 @@ def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSett
     args = TrainingArguments(
         output_dir=str(work / "checkpoints"),
         num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps or -1,
+        # max_steps caps the epochs; it never makes the Trainer loop over the data again.
+        max_steps=_step_cap(settings, len(dataset), world_size),
         learning_rate=settings.learning_rate,
         warmup_steps=settings.warmup_ratio,  # a float < 1 is a ratio of the total steps
         lr_scheduler_type=settings.lr_scheduler,
@@ -293,6 +302,14 @@ def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSett
                          data_collator=TokenCountingCollator(collator), processing_class=tokenizer,
                          callbacks=[JsonlLogCallback(work / "train_log.jsonl"), *callbacks])
     return trainer, stats
+
+
+def _step_cap(settings: TrainSettings, rows: int, world_size: int) -> int:
+    """``max_steps`` for the Trainer: the cap when it ends training before ``epochs`` do, else -1."""
+    if settings.max_steps is None:
+        return -1
+    uncapped = settings.model_copy(update={"max_steps": None}).optimiser_steps(rows, world_size)
+    return settings.max_steps if settings.max_steps < uncapped else -1
 
 
 def _has_accelerator() -> bool:
