@@ -7,8 +7,13 @@ import os
 
 
 def configure(verbosity: int = 0) -> None:
-    level = logging.WARNING - 10 * verbosity if verbosity else logging.INFO
+    """INFO by default, DEBUG with ``-v``: then the libraries' own output is shown as well."""
+    level = logging.DEBUG if verbosity else logging.INFO
     level = int(os.environ.get("SFTMIX_LOG_LEVEL", level))
+    if level > logging.DEBUG:
+        # Loading and saving bars of transformers / huggingface_hub (read when they are
+        # imported, so it reaches the worker processes of a study too).
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):

@@ -18,7 +18,7 @@ def sftmix(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
 def test_inspect_real_file_guesses_the_format(shared_data: Path) -> None:
     proc = sftmix("inspect", str(shared_data / "general/sharegpt_dpo_chosen.json"))
     assert proc.returncode == 0, proc.stderr
-    assert "format sharegpt, ability general" in proc.stdout
+    assert "format sharegpt, ability general (the sharegpt format's default; --ability" in proc.stdout
     assert "records read 300, valid 300, skipped 0, exact duplicates 5" in proc.stdout
     assert "turns: min 2" in proc.stdout
     assert "--- sharegpt_dpo_chosen:0" in proc.stdout
@@ -37,6 +37,9 @@ def test_malformed_input_exits_2_without_traceback() -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "unknown_role.json, record 2, field 'conversations[1].from': unknown role 'bot'" in proc.stderr
+    # The way out is spelled for where the user is: the flag here, the YAML field in a file.
+    assert "(give --on-error skip to count and skip such records)" in proc.stderr
+    assert "on_error: skip" not in proc.stderr
     proc = sftmix("inspect", str(FIXTURES / "bad_json.jsonl"), "--format", "nope")
     assert proc.returncode == 2 and "unknown data format 'nope'; available:" in proc.stderr
 

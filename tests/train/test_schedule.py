@@ -124,3 +124,14 @@ def test_example_configs_are_valid() -> None:
     for path in sorted((ROOT / "configs" / "train").glob("*.yaml")):
         stages = plan_schedule(load_config(path, ScheduleConfig), str(path))
         assert stages, path
+
+
+def test_a_strategys_raw_source_trains_the_ability_it_is_listed_under() -> None:
+    config = ScheduleConfig.model_validate({
+        "model": {"tiny": {}}, "strategy": {"name": "multi_task"},
+        "sources": {"code": {"path": "code_alpaca.json", "format": "alpaca"},
+                    "general": {"path": "chat.json", "format": "alpaca", "ability": "chat"},
+                    "maths": "maths.jsonl"}})
+    [stage] = plan_schedule(config)
+    refs = {ref.path: ref.ability for part in stage.config.data for ref in part.files}
+    assert refs == {"code_alpaca.json": "code", "chat.json": "chat", "maths.jsonl": None}

@@ -207,3 +207,18 @@ def test_max_steps_caps_the_epochs_and_never_adds_any(shared_data: Path, tmp_pat
         records = read_train_log(out / "train_log.jsonl")
         assert [r["step"] for r in records] == list(range(1, steps + 1))
         assert records[-1]["epoch"] <= 1.0
+
+
+def test_a_raw_file_is_read_once_per_process_and_labelled_with_its_ability(
+        shared_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    code = FileRef(path=str(shared_data / "code" / "code_alpaca_2k.json"), format="alpaca",
+                   on_error="skip", ability="code")
+    with caplog.at_level(logging.INFO, logger="sftmix.data.sources"):
+        first, _ = resolve_parts([DataPart(path=code, fraction="1/64")])
+        again, _ = resolve_parts([DataPart(path=code, fraction="1/16")])
+    reads = [r.getMessage() for r in caplog.records if "read," in r.getMessage()]
+    assert reads == ["source code_alpaca_2k: 2017 read, 2 skipped, 2015 kept"]
+    assert {e.id for e in first} < {e.id for e in again}
+    assert {e.ability for e in again} == {"code"} and first[0].id.startswith("code_alpaca_2k:")

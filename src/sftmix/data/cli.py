@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -79,18 +78,19 @@ def guess_format(location: str, split: str) -> str:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from sftmix.data.formats import READERS
-    from sftmix.data.sources import load_source
-    from sftmix.data.spec import SourceSpec
+    from sftmix.data.sources import BadRecordError, load_source
+    from sftmix.data.spec import SourceSpec, name_for_file
 
     fmt = args.format or guess_format(args.source, args.split)
     READERS.get(fmt)
     where = {"hub": args.source[4:]} if args.source.startswith("hub:") else {"path": args.source}
-    # The source name only prefixes ids; make any file name a valid one.
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(args.source.removeprefix("hub:")).name.split(".")[0])
-    spec = SourceSpec(name=name or "source",
+    spec = SourceSpec(name=name_for_file(args.source),
                       format=fmt, ability=args.ability, on_error=args.on_error, split=args.split,
                       **where)
-    loaded = load_source(spec)
+    try:
+        loaded = load_source(spec)
+    except BadRecordError as exc:
+        raise BadRecordError(exc.problem, "give --on-error skip to count and skip such records") from None
     report = loaded.report()
     report["lengths"] = length_stats(loaded.examples)
     if args.json:
@@ -106,7 +106,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def print_report(args: argparse.Namespace, fmt: str, report: dict[str, Any], examples: Any) -> None:
-    print(f"{args.source}: format {fmt}, ability {report['ability']}")
+    default = "" if args.ability else f" (the {fmt} format's default; --ability NAME to set it)"
+    print(f"{args.source}: format {fmt}, ability {report['ability']}{default}")
     print(f"  records read {report['records_read']}, valid {report['records_read'] - report['skipped']['count']}, "
           f"skipped {report['skipped']['count']}, exact duplicates {report['duplicates']['count']}")
     for reason in report["skipped"]["first_reasons"]:

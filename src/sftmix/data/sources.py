@@ -103,6 +103,19 @@ def source_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class BadRecordError(DataError):
+    """A malformed record under ``on_error: raise``; ``problem`` says where and what.
+
+    The message gives the YAML spelling of the way out; a command-line caller
+    re-raises with its flag's spelling (``sftmix data inspect --on-error skip``).
+    """
+
+    def __init__(self, problem: str, hint: str = "set 'on_error: skip' on the source to skip "
+                                                 "such records") -> None:
+        super().__init__(f"{problem} ({hint})")
+        self.problem = problem
+
+
 def load_source(spec: SourceSpec, *, base_dir: Path | None = None) -> LoadedSource:
     """Read, validate, filter and de-duplicate one source (see the module docstring)."""
     with gc_paused():
@@ -171,7 +184,7 @@ def _load_columnar(spec: SourceSpec, reader: Reader, read: JsonlTable) -> Loaded
             except RecordError as exc:
                 message = _problem(spec.path, RawRecord(None, position + 1), exc)
                 if spec.on_error == "raise":
-                    raise DataError(f"{message} (set 'on_error: skip' on the source to skip such records)") from None
+                    raise BadRecordError(message) from None
                 skipped += 1
                 if len(reasons) < REASONS_KEPT:
                     reasons.append(message)
@@ -199,7 +212,7 @@ def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str
         except RecordError as exc:
             message = _problem(shown, raw, exc)
             if on_error == "raise":
-                raise DataError(f"{message} (set 'on_error: skip' on the source to skip such records)") from None
+                raise BadRecordError(message) from None
             skipped += 1
             if len(reasons) < REASONS_KEPT:
                 reasons.append(message)

@@ -28,6 +28,7 @@ folder; the manifest records them as written.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,15 @@ from pydantic import Field, model_validator
 from sftmix.config import Amount, Problems, StrictModel, read_yaml, validate
 
 NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+def name_for_file(location: str) -> str:
+    """A valid source name from a file's name (``data/gsm8k/train.jsonl`` -> ``train``).
+
+    The name prefixes the ids of the source's examples and labels it in logs.
+    """
+    stem = Path(location.removeprefix("hub:")).name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "source"
 
 
 class SourceSpec(StrictModel):

@@ -37,6 +37,8 @@ class FileRef(StrictModel):
     path: str
     format: str | None = None
     on_error: Literal["raise", "skip"] = Field("raise", description="for raw files: skip bad records")
+    ability: str | None = Field(None, description="for raw files: the ability its records train "
+                                "(default: a strategy's source name, else the format's default)")
 
 
 FileSpec = str | FileRef

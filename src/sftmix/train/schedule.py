@@ -69,7 +69,11 @@ def _part(sources: Sources, names: Sequence[str], fraction: float = 1.0, seed: i
     files: list[FileSpec] = []
     for name in names:
         value = sources[name]
-        files.extend(value if isinstance(value, list) else [value])
+        for ref in value if isinstance(value, list) else [value]:
+            # A raw file under 'code:' trains code, whatever its format's default ability.
+            if isinstance(ref, FileRef) and ref.format is not None and ref.ability is None:
+                ref = ref.model_copy(update={"ability": name})
+            files.append(ref)
     return DataPart(path=files, fraction=fraction, seed=seed)
 
 

@@ -100,15 +100,29 @@ def read_file(ref: FileRef, base_dir: Path | None = None) -> tuple[list[Example]
         examples = read_examples(path)
         data_file = path / "data.jsonl" if path.is_dir() else path
         return examples, {"path": ref.path, "sha256": file_sha256(data_file), "examples": len(examples)}
-    from sftmix.data.sources import load_source
-    from sftmix.data.spec import SourceSpec
+    examples, skipped = _read_raw(path, ref.format, ref.on_error, ref.ability)
+    return list(examples), {"path": ref.path, "format": ref.format, "skipped": skipped,
+                            "sha256": file_sha256(path) if path.is_file() else None,
+                            "examples": len(examples)}
 
-    loaded = load_source(SourceSpec(name="source", path=str(path), format=ref.format,
-                                    on_error=ref.on_error))
-    return list(loaded.examples), {"path": ref.path, "format": ref.format,
-                                   "skipped": loaded.report().get("skipped"),
-                                   "sha256": file_sha256(path) if path.is_file() else None,
-                                   "examples": len(loaded.examples)}
+
+# Raw files already read in this process: every stage of a schedule (and every run of a
+# study in one worker) pools the same sources, and reading GSM8K takes seconds.
+_RAW_CACHE: dict[tuple[Any, ...], tuple[tuple[Example, ...], Any]] = {}
+
+
+def _read_raw(path: Path, fmt: str, on_error: str, ability: str | None
+              ) -> tuple[tuple[Example, ...], Any]:
+    from sftmix.data.sources import load_source
+    from sftmix.data.spec import SourceSpec, name_for_file
+
+    stat = path.stat() if path.exists() else None
+    key = (str(path.resolve()), fmt, on_error, ability, stat and (stat.st_mtime_ns, stat.st_size))
+    if key not in _RAW_CACHE:
+        loaded = load_source(SourceSpec(name=name_for_file(str(path)), path=str(path), format=fmt,
+                                        on_error=on_error, ability=ability))
+        _RAW_CACHE[key] = (tuple(loaded.examples), loaded.report().get("skipped"))
+    return _RAW_CACHE[key]
 
 
 def resolve_parts(parts: Sequence[DataPart], base_dir: Path | None = None
@@ -202,7 +216,10 @@ def run_stage(parent: str | Path, examples: Sequence[Example], settings: TrainSe
     if state.is_main_process:
         _claim(work, key)
     state.wait_for_everyone()
+    from sftmix.train.progress import quiet_trainer
+
     trainer, stats = _make_trainer(parent, examples, settings, work, callbacks, state.num_processes)
+    quiet_trainer(trainer, name, verbose=log.isEnabledFor(logging.DEBUG))
     resume = last_checkpoint(work / "checkpoints")
     if resume is not None:
         log.info("stage %s: resuming from %s", name, resume)
