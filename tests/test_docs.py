@@ -12,6 +12,9 @@ so that it finishes in seconds (``--set training.max_steps=1``, ``--limit 1``,
 loopback. Every YAML block is parsed and validated with the model it is an
 example of.
 
+A command run at its documented size must print the output lines the docs
+show after it (``...`` elides).
+
 A command or block that must not run here is listed in ``EXCLUDED`` with the
 reason; anything neither runnable nor excluded fails the test, so a new page
 of documentation either runs or says why not. Python and JSON blocks are not
@@ -311,6 +314,12 @@ def test_documented_commands_run_as_written(path: Path, env: Env) -> None:
                 continue  # written by the env fixture
             argv = shlex.split(command)[1:]
             small = SMALL.get(argv[0]) if argv else None
-            argv = small(argv, env) if small else argv
-            code, printed = env.run(argv)
+            code, printed = env.run(small(argv, env) if small else argv)
             assert code == 0, f"{block.where}: `{command}` exited {code}\n{printed[-3000:]}"
+            if not small:
+                # A command run as written prints what the docs show (bar elided lines).
+                shown = [line.strip() for line in after if line.strip() and line.strip() != "..."]
+                missing = [line for line in shown if line not in
+                           {p.strip() for p in printed.splitlines()}]
+                assert not missing, (f"{block.where}: `{command}` no longer prints:\n"
+                                     + "\n".join(missing) + f"\n--- it printed:\n{printed[-3000:]}")

@@ -61,6 +61,13 @@ def test_mix_writes_mixture_and_manifest(shared_data: Path, tmp_path: Path) -> N
     assert len(lines) == 59
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     assert manifest["total"]["by_ability"] == {"general": 30, "maths": 29}
+    # What filters and de-duplication removed is printed, not only kept in the manifest.
+    chat = manifest["sources"]["chat"]
+    dropped = chat["filters"]["no_code_math"]["dropped"]
+    assert dropped > 0
+    assert (f"  source chat: 300 read, {dropped} dropped by filter no_code_math, "
+            f"{chat['duplicates']['count']} exact duplicates (kept), "
+            f"{chat['available']} available") in proc.stdout.splitlines()
     assert manifest["sources"]["chat"]["filters"]["no_code_math"]["dropped"] == 57
     assert (tmp_path / "out/COMPLETE.json").is_file()
 
@@ -90,3 +97,15 @@ def test_relative_paths_resolve_against_the_yaml_folder(shared_data: Path, tmp_p
     assert "chat: 300 of 150 (fraction 2.0, upsampled x2.0)" in proc.stdout
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     assert manifest["sources"]["chat"]["path"] == "data/chat.jsonl"
+
+
+def test_mix_summary_names_decontamination_hits() -> None:
+    from sftmix.data.cli import source_lines
+
+    source = {"records_read": 100, "skipped": {"count": 2, "first_reasons": []}, "filters": {},
+              "duplicates": {"count": 0, "dropped": 0, "examples": []},
+              "decontamination": {"n": 13, "contaminated": 4, "dropped": 4, "examples": []},
+              "available": 94}
+    assert source_lines({"maths": source}) == [
+        "  source maths: 100 read, 2 malformed skipped, 4 overlapping an evaluation set "
+        "(13-grams, 4 dropped), 94 available"]

@@ -151,5 +151,30 @@ def run_mix(args: argparse.Namespace) -> int:
         print(f"  {entry['target']}: {entry['obtained']} of {entry['available']} "
               f"({entry['kind']} {entry['requested']}{upsampled})")
     print("  by ability: " + ", ".join(f"{k} {v}" for k, v in total["by_ability"].items()))
+    for line in source_lines(mixture.manifest.get("sources", {})):
+        print(line)
     return 0
+
+
+def source_lines(sources: dict[str, dict[str, Any]]) -> list[str]:
+    """Per source, what reading, filtering, de-duplication and decontamination removed or found."""
+    lines = []
+    for name, s in sources.items():
+        parts = [f"{s['records_read']} read"]
+        if s["skipped"]["count"]:
+            parts.append(f"{s['skipped']['count']} malformed skipped")
+        for filt, info in (s.get("filters") or {}).items():
+            parts.append(f"{info['dropped']} dropped by filter {filt}")
+        dup = s.get("duplicates") or {}
+        if dup.get("count"):
+            parts.append(f"{dup['count']} exact duplicates "
+                         + (f"({dup['dropped']} dropped)" if dup.get("dropped") else "(kept)"))
+        contam = s.get("decontamination")
+        if contam:
+            kept = f"{contam['dropped']} dropped" if contam.get("dropped") else "kept"
+            parts.append(f"{contam['contaminated']} overlapping an evaluation set "
+                         f"({contam['n']}-grams, {kept})")
+        parts.append(f"{s['available']} available")
+        lines.append(f"  source {name}: " + ", ".join(parts))
+    return lines
 
