@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import SftmixError
-from sftmix.report.data import Z95, load_results, run_group
+from sftmix.report.data import Z95, load_results, metric_range, run_group
 from tests.report.conftest import make_study, study_dict
 
 
@@ -48,3 +48,21 @@ def test_not_a_study_directory(tmp_path: Path) -> None:
     (tmp_path / "study.yaml").write_text("name: x\n")
     with pytest.raises(SftmixError, match="no results store"):
         load_results(tmp_path)
+
+
+def test_pooled_intervals_stay_in_the_metrics_range(tmp_path: Path, shared_data: Path) -> None:
+    # Two seeds at the floor and one above: mean +- 1.96 se would reach below the floor.
+    values = {}
+    for seed, (maths, general) in enumerate((((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+                                             ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+                                             ((0.5, 0.2, 0.8), (4.0, 3.0, 5.0)))):
+        values[(f"mixed/1/m/s{seed}", "gsm8k")] = maths
+        values[(f"mixed/1/m/s{seed}", "mtbench")] = general
+    study = make_study(tmp_path, study_dict(shared_data, {"mixed": {"fractions": [1]}}, seeds=[0, 1, 2]),
+                       values=values)
+    p = load_results(study.dir).primary.set_index("suite")
+    assert p.loc["gsm8k", "value"] == pytest.approx(0.5 / 3) and p.loc["gsm8k", "ci_low"] == 0.0
+    assert p.loc["mtbench", "value"] == pytest.approx(2.0) and p.loc["mtbench", "ci_low"] == 1.0
+    assert 0.0 < p.loc["gsm8k", "ci_high"] <= 1.0 and 2.0 < p.loc["mtbench", "ci_high"] <= 10.0
+    assert metric_range("mtbench", "score") == (1.0, 10.0)
+    assert metric_range("gsm8k", "exact_match_flexible") == (0.0, 1.0)

@@ -104,3 +104,17 @@ def test_paper_table_1_in_the_report(full_report: tuple[Report, Path, Path], sha
     for got, want in zip(table.rows, rows, strict=True):
         assert got == [model_label(want["model"]), want["method"], float(want["gsm8k"]),
                        float(want["humaneval"]), float(want["mtbench"])]
+
+
+def test_a_published_curve_is_drawn_only_on_the_metric_the_paper_measured(
+        tmp_path: Path, shared_data: Path) -> None:
+    from sftmix.report.data import load_results
+    from sftmix.report.figures import scaling_figure
+    from tests.report.conftest import make_study, study_dict
+
+    config = study_dict(shared_data, {"scaling": {"fractions": [1, "1/4"]}})
+    config["abilities"]["general"]["evals"] = ["ifeval"]
+    fig = scaling_figure(load_results(make_study(tmp_path, config).dir))
+    assert {o.column for o in fig.overlays} == {"gsm8k", "humaneval"}
+    assert ("general is measured here with ifeval, in the reference study with MT-Bench (1-10)"
+            in fig.caption)

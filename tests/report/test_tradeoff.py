@@ -92,3 +92,23 @@ def test_bad_weights_are_explained(text: str, message: str) -> None:
 def test_default_weights_are_equal() -> None:
     assert parse_weights(None, ["maths", "code"]) == {"maths": 1.0, "code": 1.0}
     assert parse_weights("code=2", ["maths", "code"]) == {"maths": 0.0, "code": 2.0}
+
+
+def test_no_best_run_when_every_run_scores_the_floor(tmp_path: Path, shared_data: Path) -> None:
+    full = study_dict(shared_data, {})
+    abilities = {a: full["abilities"][a] for a in ("maths", "general")}
+    runs = [{"name": n, "stages": [{"name": "s", "data": [{"ability": "maths", "fraction": f}]}]}
+            for n, f in (("a", 1), ("b", "1/4"), ("c", "1/16"))]
+    values = {}
+    for name in "abc":
+        values[(f"runs/{name}/m/s0", "gsm8k")] = (0.0, 0.0, 0.333)
+        values[(f"runs/{name}/m/s0", "mtbench")] = (1.0, 1.0, 1.5)
+    study = make_study(tmp_path, study_dict(shared_data, {}, abilities=abilities, runs=runs),
+                       values=values)
+    res = load_results(study.dir)
+    t = recommend(res, {"maths": 1, "general": 1})
+    assert t.best is None and len(t.indistinguishable) == 3
+    for estimate in t.weighted.values():
+        assert 0.0 <= estimate.low <= estimate.value <= estimate.high <= 1.0
+    summary = " ".join(build_report(res, tsne_queries=0).summary)
+    assert "No best run" in summary and "Best run" not in summary

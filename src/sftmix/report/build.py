@@ -98,6 +98,10 @@ def build_report(res: StudyResults, weights: dict[str, float] | None = None, pap
         summary.append(f"Best run for the weights {_weights(t)}: {t.best} (weighted normalised score "
                        f"{best.text()}); not distinguishable from it within the 95% intervals: "
                        f"{', '.join(t.indistinguishable) or 'none'}.")
+    elif len(t.points) > 1:
+        summary.append(f"No best run for the weights {_weights(t)}: every run has the same "
+                       "weighted score (on every headline metric they score alike), so none is "
+                       "distinguishable from the others.")
     skipped = [f"{f.title}: {f.note}" for f in (x for s in sections for x in s.figures) if not f.produced]
     if skipped:
         summary.append("Not drawn: " + " ".join(skipped))

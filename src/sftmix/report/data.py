@@ -19,6 +19,7 @@ import math
 import re
 import sqlite3
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,45 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _pool(group: pd.DataFrame) -> dict[str, Any]:
+@cache
+def _declared_ranges() -> dict[tuple[str, str], tuple[float, float]]:
+    """(suite, metric) -> (low, high) for metrics a suite declares on its class."""
+    from sftmix.eval.base import Task
+    from sftmix.eval.runner import import_suites
+
+    import_suites()
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    todo = list(Task.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        for m in getattr(cls, "metrics", ()) if isinstance(getattr(cls, "metrics", ()), tuple) else ():
+            out[(getattr(cls, "name", ""), m.name)] = (m.low, m.high)
+    return out
+
+
+def metric_range(suite: str, metric: str) -> tuple[float, float]:
+    """The range a metric's values lie in: as its suite declares it, else a rate's [0, 1].
+
+    A metric is a mean of per-item values in its range (``sftmix.eval.base.Metric``,
+    whose default range is [0, 1]), so its interval must stay inside it too.
+    """
+    return _declared_ranges().get((suite, metric), (0.0, 1.0))
+
+
+def _clip(value: float | None, low: float, high: float) -> float | None:
+    return None if value is None else min(max(value, low), high)
+
+
+def _pool(group: pd.DataFrame, bounds: tuple[float, float] = (-math.inf, math.inf)) -> dict[str, Any]:
     values = group["value"].astype(float)
     mean = float(values.mean())
     lows, highs = group["ci_low"], group["ci_high"]
     if len(group) == 1:
         low = None if pd.isna(lows.iloc[0]) else float(lows.iloc[0])
         high = None if pd.isna(highs.iloc[0]) else float(highs.iloc[0])
-        return {"value": mean, "ci_low": low, "ci_high": high, "n_seeds": 1}
+        return {"value": mean, "ci_low": _clip(low, *bounds), "ci_high": _clip(high, *bounds),
+                "n_seeds": 1}
     s = len(group)
     between = float(values.std(ddof=1)) / math.sqrt(s)
     if lows.notna().all() and highs.notna().all():
@@ -113,7 +145,9 @@ def _pool(group: pd.DataFrame) -> dict[str, Any]:
     else:
         within = 0.0
     se = max(between, within)
-    return {"value": mean, "ci_low": mean - Z95 * se, "ci_high": mean + Z95 * se, "n_seeds": s}
+    # mean +- 1.96 se can leave the metric's range (every seed at 0 but one); the range is exact.
+    return {"value": mean, "ci_low": _clip(mean - Z95 * se, *bounds),
+            "ci_high": _clip(mean + Z95 * se, *bounds), "n_seeds": s}
 
 
 def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +164,7 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
         row = {"run": group, "design": first["design"], "model": first["model"],
                "ability": first["ability"], "suite": suite, "metric": metric}
         row.update({c: first[c] for c in coord_cols})
-        row.update(_pool(part))
+        row.update(_pool(part, metric_range(str(suite), str(metric))))
         row["n"] = None if pd.isna(first["n"]) else int(first["n"])
         row["higher_is_better"] = bool(first["higher_is_better"])
         row["primary"] = bool(first["primary"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sftmix.report.data import StudyResults
-from sftmix.report.paper import paper_column, paper_table, series_label
+from sftmix.report.paper import paper_column, paper_table, series_label, unmatched_note
 from sftmix.report.plotting import (
     COLORS,
     FigureOut,
@@ -40,6 +40,13 @@ def _paper_x(pa: PaperAxis | None) -> list[float]:
     if pa is None:
         return []
     return [x for o in pa.sink if o.column == pa.column for x in o.x]
+
+
+def _note(paper: bool, d: pd.DataFrame, by: str = "ability") -> str:
+    """The caption's word on panels where the paper measured the ability with another benchmark."""
+    if not paper:
+        return ""
+    return unmatched_note((a, part["suite"]) for a, part in d.groupby(by, sort=False))
 
 
 def _series(part: pd.DataFrame, by: list[str]) -> list[tuple[str, pd.DataFrame]]:
@@ -71,7 +78,7 @@ def scaling_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_ylabel(_ylabel(part), fontsize=8)
         ax.set_title(f"{ability} alone")
         pa = None
-        column = paper_column(ability)
+        column = paper_column(ability, part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             table = paper_table("rq1_single_source")
@@ -81,7 +88,8 @@ def scaling_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         amount_axis(ax, part["c_fraction"].tolist() + _paper_x(pa), f"fraction of the {ability} data")
         legend(ax, pa)
     return FigureOut(key, title, "Shaded: 95% intervals. Dashed grey, right axis: the published "
-                     "numbers of the reference study, on their own scale.", to_png(fig), overlays=overlays)
+                     "numbers of the reference study, on their own scale." + _note(paper, d, "c_ability"),
+                     to_png(fig), overlays=overlays)
 
 
 def mixed_figure(res: StudyResults, paper: bool = True) -> FigureOut:
@@ -110,7 +118,7 @@ def mixed_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_ylabel(_ylabel(part), fontsize=8)
         ax.set_title(ability)
         pa = None
-        column = paper_column(ability)
+        column = paper_column(ability, part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             for j, (name, what) in enumerate((("rq2_mixed_sources", "mixed"), ("rq1_single_source", "alone"))):
@@ -122,7 +130,8 @@ def mixed_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         legend(ax, pa)
     note = "" if not alone.empty else " The study has no 'scaling' design, so only the mixed lines are drawn."
     return FigureOut(key, title, "Solid: in the mixture; dash-dot: trained alone (RQ1 runs). Shaded: "
-                     "95% intervals. Dashed grey, right axis: the reference study (LLaMA-7B)." + note,
+                     "95% intervals. Dashed grey, right axis: the reference study (LLaMA-7B)." + note
+                     + _note(paper, mixed),
                      to_png(fig), overlays=overlays)
 
 
@@ -147,7 +156,7 @@ def ratio_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_ylabel(_ylabel(part), fontsize=8)
         ax.set_title(ability)
         pa = None
-        column = paper_column(ability)
+        column = paper_column(ability, part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             for j, (setup, t) in enumerate(ptable.groupby("setup", sort=True)):
@@ -161,7 +170,7 @@ def ratio_figure(res: StudyResults, paper: bool = True) -> FigureOut:
     return FigureOut(key, title, "a: full general data, specialist data scaled by k; b: full "
                      "specialist data, general scaled by k; c: general fixed at a small fraction, "
                      "specialist scaled by k. Shaded: 95% intervals. Dashed grey, right axis: the "
-                     "reference study (LLaMA-7B).", to_png(fig), overlays=overlays)
+                     "reference study (LLaMA-7B)." + _note(paper, d), to_png(fig), overlays=overlays)
 
 
 def dmt_rows(res: StudyResults) -> pd.DataFrame:
@@ -206,7 +215,7 @@ def dmt_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         role = "general" if ability == "general" else "specialist"
         ax.set_title(f"{ability} ({role})")
         pa = None
-        column = paper_column(ability)
+        column = paper_column(ability, part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             for j, (model, t) in enumerate(ptable.groupby("model", sort=False)):
@@ -216,4 +225,4 @@ def dmt_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         legend(ax, pa)
     return FigureOut(key, title, "k = 0 replays nothing: it is mixed sequential. Shaded: 95% "
                      "intervals. Dashed grey, right axis: the reference study, at the k values "
-                     "this study shares with it.", to_png(fig), overlays=overlays)
+                     "this study shares with it." + _note(paper, d), to_png(fig), overlays=overlays)

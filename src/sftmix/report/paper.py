@@ -33,6 +33,7 @@ Alpaca 20,022, ShareGPT 86,060 (at 1/256: 430 / 78 / 336 samples).
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from fractions import Fraction
 from functools import cache
 from importlib import resources
@@ -88,9 +89,28 @@ def paper_table(name: str) -> pd.DataFrame:
     return _load(name).copy()
 
 
-def paper_column(ability: str) -> str | None:
-    """The paper's benchmark column for an ability of the same name, or None."""
-    return COLUMN.get(ability)
+def paper_column(ability: str, suites: Iterable[str] | None = None) -> str | None:
+    """The paper's benchmark column for an ability of the same name, or None.
+
+    With ``suites`` (what the study measured the ability with), only when the paper's
+    benchmark is among them: a published MT-Bench curve says nothing about IFEval.
+    """
+    column = COLUMN.get(ability)
+    if column is None or suites is None:
+        return column
+    return column if column in set(suites) else None
+
+
+def unmatched_note(panels: Iterable[tuple[str, Iterable[str]]]) -> str:
+    """A caption sentence for panels whose ability the paper measured with another benchmark."""
+    out = []
+    for ability, suites in panels:
+        column, measured = COLUMN.get(ability), sorted(set(suites))
+        if column and column not in measured:
+            out.append(f"{ability} is measured here with {', '.join(measured)}, in the reference "
+                       f"study with {COLUMN_LABEL[column]}")
+    return (" No published curve is drawn where the benchmarks differ: " + "; ".join(out) + "."
+            if out else "")
 
 
 def paper_strategy(strategy: str, k: float | None = None) -> str | None:

@@ -21,6 +21,7 @@ from sftmix.report.paper import (
     paper_strategy,
     paper_table,
     series_label,
+    unmatched_note,
 )
 from sftmix.report.plotting import (
     COLORS,
@@ -65,7 +66,7 @@ def strategy_bars(res: StudyResults, paper: bool = True) -> FigureOut:
     overlays: list[Overlay] = []
     for ax, (ability, suite, metric) in zip(axes, measures, strict=True):
         part = d[(d["ability"] == ability) & (d["suite"] == suite) & (d["metric"] == metric)]
-        column = paper_column(ability) if paper else None
+        column = paper_column(ability, [suite]) if paper else None
         slots = len(models) + (1 if column else 0)
         width = 0.8 / slots
         x = np.arange(len(keys))
@@ -102,9 +103,13 @@ def strategy_bars(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_xticklabels([strategy_label(s, k) for s, k in keys], rotation=35, ha="right", fontsize=8)
         ax.set_ylabel(f"{suite} {metric}", fontsize=8)
         ax.set_title(ability)
+    by_ability: dict[str, list[str]] = {}
+    for ability, suite, _ in measures:
+        by_ability.setdefault(ability, []).append(suite)
+    note = unmatched_note(by_ability.items()) if paper else ""
     return FigureOut(key, title, "Error bars: 95% intervals. Hollow dashed bars, right axis: the "
-                     "reference study's Table 1 (LLaMA-7B), where it has the strategy.", to_png(fig),
-                     overlays=overlays)
+                     "reference study's Table 1 (LLaMA-7B), where it has the strategy." + note,
+                     to_png(fig), overlays=overlays)
 
 
 def category_metrics(res: StudyResults) -> dict[str, pd.DataFrame]:

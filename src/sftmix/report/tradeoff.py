@@ -157,8 +157,13 @@ def recommend(res: StudyResults, weights: dict[str, float]) -> Tradeoff:
         value = sum(s * p.score[a] for s, a in zip(share, abilities, strict=True))
         low = _combine([p.low[a] for a in abilities], share)
         high = _combine([p.high[a] for a in abilities], share)
-        t.weighted[p.run] = Estimate(value, value - low, value + high)
+        # Normalised scores lie in [0, 1]; so does their interval.
+        t.weighted[p.run] = Estimate(value, max(0.0, value - low), min(1.0, value + high))
     order = sorted(pts, key=lambda p: -t.weighted[p.run].value)
+    if t.weighted[order[0].run].value - t.weighted[order[-1].run].value <= 1e-12:
+        # Every run scores the same (all at the floor, say): no run is better than another.
+        t.indistinguishable = [p.run for p in order]
+        return t
     best = t.weighted[order[0].run]
     t.best = order[0].run
     t.indistinguishable = [p.run for p in order[1:] if t.weighted[p.run].high >= best.low]  # type: ignore[operator]
