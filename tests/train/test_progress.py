@@ -1,0 +1,40 @@
+"""What a stage shows while training: one readable line per logging step, no alarming warnings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from transformers import Trainer, TrainerState, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from sftmix.train.progress import TIED_HEAD_WARNING, StepLineCallback, quiet_trainer, step_line
+from tests.train.helpers import tiny_llama
+
+
+def test_one_line_with_numbers_as_numbers() -> None:
+    state = TrainerState(global_step=12, max_steps=59)
+    logs = {"loss": 1.84312, "learning_rate": 0.000351, "tokens": 12240, "epoch": 0.6325,
+            "grad_norm": 0.3}
+    assert step_line("maths", state, logs, 2.0) == (
+        "stage maths: step 12/59  loss 1.8431  lr 3.51e-04  6,120 tokens/s  epoch 0.63")
+
+
+def test_quiet_trainer_swaps_the_dict_printing_and_filters_the_tied_head_warning(
+        tmp_path: Path, caplog) -> None:
+    model = tiny_llama(64, layers=1, hidden=16, heads=2, kv_heads=1)
+    model.config.tie_word_embeddings = True
+    args = TrainingArguments(output_dir=str(tmp_path), disable_tqdm=True, report_to="none",
+                             use_cpu=True)
+    trainer = Trainer(model=model, args=args)
+    assert any(isinstance(c, PrinterCallback) for c in trainer.callback_handler.callbacks)
+    quiet_trainer(trainer, "s", verbose=False)
+    kinds = [type(c) for c in trainer.callback_handler.callbacks]
+    assert PrinterCallback not in kinds and ProgressCallback not in kinds and StepLineCallback in kinds
+    with caplog.at_level(logging.WARNING, logger="transformers.trainer"):
+        logging.getLogger("transformers.trainer").warning(f"{TIED_HEAD_WARNING}.")
+        logging.getLogger("transformers.trainer").warning("There were missing keys: ['model.norm.weight']")
+    assert [r.getMessage() for r in caplog.records] == ["There were missing keys: ['model.norm.weight']"]
+    verbose = Trainer(model=model, args=args)
+    quiet_trainer(verbose, "s", verbose=True)
+    assert any(isinstance(c, PrinterCallback) for c in verbose.callback_handler.callbacks)
