@@ -162,3 +162,17 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert JudgeConfig.from_env().api_key == "sk-first"
     with pytest.raises(ConfigError, match=r"unknown judge option.*'modle'.*accepted"):
         JudgeConfig.from_env(modle="x")
+
+
+def test_an_unreachable_judge_is_given_up_after_one_round_of_retries() -> None:
+    closed = FakeOpenAI()  # a loopback port nobody listens on once the server is closed
+    closed._server.server_close()
+    sleeps = Sleeps()
+    cfg = JudgeConfig(base_url=closed.url, api_key="k", cache_path=None, max_retries=2,
+                      backoff_base_s=0.01, concurrency=1)
+    with JudgeClient(cfg, sleep=sleeps, seed=0) as client:
+        replies = client.complete_many([ask(f"q{i}") for i in range(5)])
+    assert all(r.content is None for r in replies)
+    assert "connection error" in replies[0].error and replies[0].attempts == 3
+    assert all(r.error.startswith("not sent: the judge did not answer any request") for r in replies[1:])
+    assert client.sent == 3 and len(sleeps) == 2

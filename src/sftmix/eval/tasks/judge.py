@@ -12,7 +12,10 @@ out and occasionally answers garbage, so the client:
   after a crash, or with more models -- never pays twice for the same judgement.
 
 A request that still fails after its retries comes back with ``content=None`` and
-the error; the caller records the judgement as missing. Errors that no retry can
+the error; the caller records the judgement as missing. When one runs out of
+retries on connection errors before any request was answered, the endpoint is
+taken as unreachable and the requests not yet started are not sent (a run
+without network stops after one round of retries, not one per request). Errors that no retry can
 fix (401/403: bad key; 404: wrong URL or model) stop the run with a message that
 says which setting to change.
 """
@@ -182,6 +185,10 @@ class JudgeClient:
         self.sent = 0  # HTTP requests made (retries included)
         self.cache_hits = 0
         self._count_lock = threading.Lock()
+        self._answered = 0
+        # Set when a request ran out of retries on connection errors before any answer came:
+        # the endpoint is unreachable, and the requests not yet started are not sent.
+        self._unreachable: str | None = None
 
     def __enter__(self) -> JudgeClient:
         return self
@@ -220,6 +227,8 @@ class JudgeClient:
         key = request.key(self.config)
         payload = request.payload(self.config)
         attempts, reason = 0, ""
+        if self._unreachable is not None:
+            return ChatReply(None, error=f"not sent: {self._unreachable}")
         while attempts <= self.config.max_retries:
             attempts += 1
             try:
@@ -236,8 +245,13 @@ class JudgeClient:
                 continue
             if self.cache:
                 self.cache.put(key, payload, content)
+            with self._count_lock:
+                self._answered += 1
             return ChatReply(content, attempts=attempts)
         log.warning("judge request gave up after %d attempt(s): %s", attempts, reason)
+        with self._count_lock:
+            if reason.startswith("connection error") and not self._answered:
+                self._unreachable = f"the judge did not answer any request ({reason})"
         return ChatReply(None, error=reason, attempts=attempts)
 
     def _post(self, payload: dict[str, Any]) -> str:
