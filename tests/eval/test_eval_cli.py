@@ -129,11 +129,3 @@ def test_failed_judge_exits_1_and_a_rerun_completes(
     assert "gsm8k: reused the complete evaluation" in done.out
     assert "score*" in done.out and "4.00" in done.out
     assert len(srv.requests) == 4
-
-
-def test_missing_benchmark_file_names_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv("SFTMIX_DATA_DIR", raising=False)
-    assert main(["eval", str(tmp_path), "--suite", "gsm8k"]) == 2
-    err = capsys.readouterr().err
-    assert "--data-dir FOLDER (gsm8k/test.jsonl under it)" in err and "--set gsm8k.path=FILE" in err

@@ -129,22 +129,34 @@ def strict_json(text: str) -> object:
 
 
 def test_missing_scores_are_null_in_strict_json(tmp_path: Path, shared_data: Path) -> None:
-    """A judge that never rates leaves MT-Bench's means undefined: null on disk, not NaN."""
+    """A metric no item has a value for (a category the first items lack) is null on disk, not NaN."""
     out = tmp_path / "eval"
-    with FakeOpenAI(lambda req: "I decline to rate this.") as srv:
-        suites = {"mtbench": {"path": shared_data / "eval" / "mt_bench", "repetitions": 1,
-                              "judge": {"base_url": srv.url, "api_key": "k", "backoff_base_s": 0.01,
-                                        "cache_path": str(tmp_path / "judge.sqlite")}}}
+    suites = {"mtbench": {"path": shared_data / "eval" / "mt_bench", "repetitions": 1,
+                          "judge": {"base_url": "", "api_key": "k", "backoff_base_s": 0.01,
+                                    "cache_path": str(tmp_path / "judge.sqlite")}}}
+    with FakeOpenAI(lambda req: "Rating: [[6]]") as srv:
+        suites["mtbench"]["judge"]["base_url"] = srv.url
         summaries = evaluate_model(tmp_path / "model", suites, out, limit=2, generate=Scripted())
-    assert math.isnan(summaries["mtbench"]["metrics"]["score"]["mean"])  # in memory: NaN
+    metrics = summaries["mtbench"]["metrics"]
+    assert metrics["score"]["mean"] == 6.0 and math.isnan(metrics["score_coding"]["mean"])
     written = [p for p in out.rglob("*") if p.suffix in (".json", ".jsonl")]
     assert {p.name for p in written} >= {"summary.json", "items.jsonl", "COMPLETE.json"}
     for path in written:
         for line in ([path.read_text()] if path.suffix == ".json" else path.read_text().splitlines()):
             strict_json(line)
     summary = strict_json((out / "mtbench" / "summary.json").read_text())
-    assert summary["metrics"]["score"]["mean"] is None  # type: ignore[index]
-    assert summary["metrics"]["score"]["n"] == 0  # type: ignore[index]
+    assert summary["metrics"]["score_coding"]["mean"] is None  # type: ignore[index]
+    assert summary["metrics"]["score_coding"]["n"] == 0  # type: ignore[index]
+
+
+def test_a_judge_that_never_rates_leaves_nothing_complete(tmp_path: Path, shared_data: Path) -> None:
+    """Every rating missing: the score could not be computed, so nothing is stored as complete."""
+    out = tmp_path / "eval"
+    with FakeOpenAI(lambda req: "I decline to rate this.") as srv:
+        suites = {"mtbench": _mtbench(shared_data, srv.url, tmp_path)}
+        with pytest.raises(IncompleteError, match=r"no item has a value for its metric 'score'"):
+            evaluate_model(tmp_path / "model", suites, out, limit=2, generate=Scripted())
+    assert not is_complete(out / "mtbench") and not (out / "summary.json").exists()
 
 
 def test_repeated_benchmark_items_are_warned_about(tmp_path: Path, shared_data: Path,

@@ -98,19 +98,6 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n(* primary metric)"
 
 
-def _hint_data_dir(suite: str, options: dict[str, Any]) -> None:
-    """A suite with no benchmark file fails with the command-line spelling of the fix."""
-    from sftmix.eval.runner import build_suite
-    from sftmix.eval.task_options import DEFAULT_PATHS
-
-    try:
-        build_suite(suite, options)
-    except ConfigError as exc:
-        where = f" ({DEFAULT_PATHS[suite]} under it)" if suite in DEFAULT_PATHS else ""
-        raise ConfigError(f"{exc}. On the command line: --data-dir FOLDER{where}, "
-                          f"{DATA_DIR_ENV}=FOLDER, or --set {suite}.path=FILE") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
     from sftmix.eval.runner import (
@@ -138,8 +125,6 @@ def run(args: argparse.Namespace) -> int:
         if args.max_new_tokens is not None:
             options[suite].setdefault("max_new_tokens", args.max_new_tokens)
         options[suite] = suite_options(suite, options[suite], data_dir)
-        if "path" not in options[suite]:
-            _hint_data_dir(suite, options[suite])
     out = args.out or default_out_dir(args.model_dir)
     check_output_dir(out, "-o/--out")
     try:
