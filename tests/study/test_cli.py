@@ -37,8 +37,10 @@ def test_a_bad_override_exits_2_naming_the_flag(tmp_path: Path, shared_data: Pat
     path = _study(tmp_path, shared_data)
     assert main(["run", str(path), "-o", str(tmp_path / "out"), "--set", "training.epoch=1"]) == 2
     assert "field 'training.epoch'" in capsys.readouterr().err
-    assert main(["run", str(path), "--limit", "0"]) == 2
-    assert "--limit 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(path), "--limit", "0"])
+    assert exit_info.value.code == 2
+    assert "--limit: found '0', expected a whole number >= 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="set a field of the study file, spelled as in the YAML, e.g. "
                         "training.max_steps=2 or evaluation.gsm8k.limit=10; repeatable")
-    p.add_argument("--limit", type=int, help="evaluate the first N items of every suite "
+    p.add_argument("--limit", type=at_least(1), help="evaluate the first N items of every suite "
                    "(the study's evaluation.<suite>.limit)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a study directory that holds another study")
@@ -98,8 +98,6 @@ def _overrides(args: argparse.Namespace) -> list[Override]:
     overrides = parse_overrides(args.settings)
     if args.limit is None:
         return overrides
-    if args.limit < 1:
-        raise ConfigError(f"--limit {args.limit}: expected a positive number of items")
     data, _ = read_yaml(args.study, overrides)
     data = data if isinstance(data, dict) else {}
     suites = dict.fromkeys(data.get("evaluation") or {})
