@@ -45,11 +45,11 @@ EXCLUDED: dict[str, str] = {
     "make test": "the test suite itself, this test included",
     "accelerate launch": "multi-process and multi-GPU training; tests/train/test_distributed.py "
                          "runs a schedule under two processes",
-    "sftmix report STUDY_DIR [-o OUT]": "a synopsis with placeholders, not a command; "
-                                        "'sftmix report studies/paper' runs in the README's block",
-    "python -m sftmix.study.worker JOB.json": "a job file of a study directory; "
-                                              "tests/study runs workers",
 }
+SYNOPSIS = ("a synopsis (placeholders such as STUDY_DIR or [--option]), not a command; the "
+            "commands it describes run where the docs give them with real arguments")
+# A word of a synopsis: an upper-case placeholder (STUDY_DIR, CONFIG.yaml) or an optional part.
+_PLACEHOLDER = re.compile(r"^(\[.*|[A-Z][A-Z0-9_]*(\.[a-z]+)?\]?)$")
 
 # Command words recognised in a block without a "$ " prompt.
 COMMAND_WORDS = ("sftmix", "make", "accelerate", "python", "pip", "cat")
@@ -187,7 +187,18 @@ def yaml_blocks() -> list[Block]:
 
 
 def excluded(command: str) -> str | None:
-    return next((why for prefix, why in EXCLUDED.items() if command.startswith(prefix)), None)
+    """Why ``command`` is not run (EXCLUDED, or a synopsis), or None."""
+    why = next((why for prefix, why in EXCLUDED.items() if command.startswith(prefix)), None)
+    if why is None and any(_PLACEHOLDER.match(word) for word in command.split()[1:]):
+        why = SYNOPSIS
+    return why
+
+
+def test_synopses_are_told_from_commands() -> None:
+    assert excluded("sftmix report STUDY_DIR [-o OUT] [--weights maths=1]") == SYNOPSIS
+    assert excluded("python -m sftmix.study.worker JOB.json") == SYNOPSIS
+    assert excluded("sftmix train configs/train/example.yaml -o runs/example") is None
+    assert excluded("SFTMIX_MODEL=x sftmix run configs/paper/all.yaml") is None
 
 
 # ---- YAML examples --------------------------------------------------------------------------
