@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sftmix.templates import get_template
 from sftmix.train.collate import build_train_dataset, make_collator
-from sftmix.train.loss import accepts_logits_to_keep, full_logits_loss, sft_loss, unwrap_model
+from sftmix.train.loss import (
+    chunked_head_loss,
+    full_logits_loss,
+    head_structure,
+    sft_loss,
+    unwrap_model,
+)
 from sftmix.train.tokenize import TokenizedExample, tokenize_examples
 from tests.train.helpers import code_alpaca_examples, gsm8k_examples, smollm2_tokenizer, tiny_llama
 
@@ -86,7 +93,7 @@ def test_lora_wrapped_model_uses_the_selected_logits(tokenized, caplog) -> None:
     base = tiny_llama(smollm2_tokenizer().vocab_size, seed=3)
     model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "lm_head"],
                                             init_lora_weights=False))
-    assert unwrap_model(model) is base and accepts_logits_to_keep(model)
+    assert unwrap_model(model) is base and head_structure(model)[0] is base.get_output_embeddings()
     batch = batch_of(tokenized, packing=True)
     with caplog.at_level(logging.WARNING, logger="sftmix.train.loss"):
         loss = sft_loss(model, batch)
@@ -126,3 +133,63 @@ def test_a_batch_without_trainable_tokens_gives_zero(tokenized) -> None:
     loss = sft_loss(model, batch, num_items_in_batch=torch.tensor(10))
     loss.backward()
     assert loss.item() == 0.0 and sft_loss(model, batch).item() == 0.0
+
+
+def _loss_and_grads(model: torch.nn.Module, loss_fn, batch: dict) -> tuple[torch.Tensor, dict]:
+    model.zero_grad()
+    loss = loss_fn(model, batch)
+    loss.backward()
+    return loss.detach(), grads(model)
+
+
+@pytest.mark.parametrize("lora_head", [False, True])
+def test_chunked_head_equals_full_logits_in_loss_and_gradients(tokenized, monkeypatch,
+                                                               lora_head: bool) -> None:
+    # Chunks of 7 rows: many chunks and a ragged last one, through both head paths
+    # (the fused Linear function and a LoRA-wrapped head under checkpointing).
+    from peft import LoraConfig, get_peft_model
+
+    import sftmix.train.loss as loss_module
+
+    monkeypatch.setattr(loss_module, "chunk_rows", lambda vocabulary: 7)
+    model = tiny_llama(smollm2_tokenizer().vocab_size, seed=6)
+    if lora_head:
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "lm_head"],
+                                                 init_lora_weights=False))
+    batch = batch_of(tokenized, packing=True)
+    chunked, chunked_grads = _loss_and_grads(model, sft_loss, batch)
+    full, full_grads = _loss_and_grads(model, full_logits_loss, batch)
+    torch.testing.assert_close(chunked, full, rtol=1e-5, atol=0)
+    assert chunked_grads.keys() == full_grads.keys() and chunked_grads
+    for name, g in full_grads.items():
+        # Relative to the gradient's scale: summation order differs (chunks), so entries
+        # that nearly cancel differ by float32 rounding of the large ones.
+        error = (chunked_grads[name] - g).abs().max() / g.abs().max()
+        assert error <= 1e-5, (name, float(error))
+
+
+def test_chunked_head_loss_with_a_bias_matches_cross_entropy() -> None:
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=True)
+    hidden = torch.randn(23, 16, requires_grad=True)
+    targets = torch.randint(0, 50, (23,))
+    results = []
+    for loss_fn in (lambda: chunked_head_loss(head, hidden, targets, rows=5),
+                    lambda: F.cross_entropy(head(hidden), targets, reduction="sum")):
+        hidden.grad = head.weight.grad = head.bias.grad = None
+        total = loss_fn()
+        (2 * total).backward()  # an upstream gradient other than 1 reaches every input
+        results.append([total.detach(), hidden.grad, head.weight.grad, head.bias.grad])
+    for got, expected in zip(*results, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_logit_transform_after_the_head_takes_the_full_logits_path(tokenized, caplog) -> None:
+    model = tiny_llama(smollm2_tokenizer().vocab_size, seed=7)
+    model.config.final_logit_softcapping = 30.0
+    assert head_structure(model)[0] is None
+    batch = batch_of(tokenized, packing=True)
+    with caplog.at_level(logging.WARNING, logger="sftmix.train.loss"):
+        loss = sft_loss(model, batch)
+    assert "final_logit_softcapping" in caplog.text
+    torch.testing.assert_close(loss, full_logits_loss(model, batch), rtol=1e-5, atol=0)
