@@ -22,7 +22,8 @@ from pydantic import Field, model_validator
 
 from sftmix.config import Amount, StrictModel
 
-Precision = Literal["fp32", "bf16", "auto"]
+Precision = Literal["fp32", "bf16", "bf16_weights", "auto"]
+Attention = Literal["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]
 LrScheduler = Literal["cosine", "linear", "constant_with_warmup", "cosine_with_min_lr"]
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -117,7 +118,11 @@ class TrainSettings(StrictModel):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, ge=0)
     seed: int = 42
-    precision: Precision = "auto"
+    precision: Precision = Field("auto", description="bf16: autocast, fp32 master weights; "
+                                 "bf16_weights: weights and optimiser state in bf16, no autocast")
+    attention: Attention = Field("auto", description="attention kernel; auto: flash-attention "
+                                 "varlen, else flex_attention on CUDA, else sdpa (logged)")
+    compile: bool = Field(False, description="torch.compile each decoder layer")
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
     save_steps: int = Field(200, ge=1, description="optimiser steps between resumable checkpoints")

@@ -212,7 +212,7 @@ def bf16_supported() -> bool:
     return cpu_has_native_bf16()
 
 
-def resolve_precision(precision: str) -> Literal["fp32", "bf16"]:
+def resolve_precision(precision: str) -> Literal["fp32", "bf16", "bf16_weights"]:
     """``auto`` picks bf16 autocast where the hardware computes it natively, else fp32.
 
     Weights and optimiser state stay float32 either way. Without native support
@@ -221,9 +221,10 @@ def resolve_precision(precision: str) -> Literal["fp32", "bf16"]:
     """
     if precision == "auto":
         return "bf16" if bf16_supported() else "fp32"
-    if precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        raise SftmixError("precision 'bf16': this GPU does not support bf16; use fp32")
-    return "bf16" if precision == "bf16" else "fp32"
+    if precision in ("bf16", "bf16_weights") and torch.cuda.is_available() \
+            and not torch.cuda.is_bf16_supported():
+        raise SftmixError(f"precision '{precision}': this GPU does not support bf16; use fp32")
+    return precision if precision in ("bf16", "bf16_weights") else "fp32"
 
 
 def wrap_lora(model: Any, settings: LoraSettings) -> Any:

@@ -1,0 +1,38 @@
+"""bench/gpu_train_bench.py in its CPU mode: assets prepared from the GGUF and real data, then
+sftmix, TRL default and TRL packed trained, and generation compared, in one run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "gpu_train_bench.py"
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_quick_cpu_run_reports_the_figures(tmp_path: Path, shared_data: Path) -> None:
+    assets = tmp_path / "assets"
+    prepared = subprocess.run([sys.executable, str(BENCH), "--prepare", "--assets", str(assets),
+                               "--data", str(shared_data)], capture_output=True, text=True)
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    # What a GPU machine without gguf or ../shared reads: no GGUF, no data folder needed.
+    assert {p.name for p in assets.iterdir()} == {"smollm2", "mixture.jsonl", "gsm8k_prompts.jsonl"}
+    run = subprocess.run([sys.executable, str(BENCH), "--device", "cpu", "--quick",
+                          "--ablations", "none", "--assets", str(assets),
+                          "--data", str(tmp_path / "absent")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in ("mfu", "tokens_per_s", "ratio_vs_trl_packed", "peak_mem_gb"):
+        assert isinstance(figures[key], float) and figures[key] > 0, key
+    assert set(figures["smollm2"]) == {"sftmix", "trl_default", "trl_packed"}
+    assert set(figures["llama1b"]) == {"sftmix"}
+    for run_figures in (*figures["smollm2"].values(), figures["llama1b"]["sftmix"]):
+        assert run_figures["trainable_tokens"] > 0 and 0 < run_figures["mfu"] < 1
+    assert figures["ratio_vs_trl_packed"] == pytest.approx(
+        figures["tokens_per_s"] / figures["smollm2"]["trl_packed"]["tokens_per_s"], rel=0.02)
+    assert figures["gen_tokens"] > 0 and figures["greedy_outputs_identical"] is True
