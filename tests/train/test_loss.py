@@ -145,13 +145,13 @@ def _loss_and_grads(model: torch.nn.Module, loss_fn, batch: dict) -> tuple[torch
 @pytest.mark.parametrize("lora_head", [False, True])
 def test_chunked_head_equals_full_logits_in_loss_and_gradients(tokenized, monkeypatch,
                                                                lora_head: bool) -> None:
-    # Chunks of 7 rows: many chunks and a ragged last one, through both head paths
+    # Chunks of 96 rows: many chunks and a ragged last one, through both head paths
     # (the fused Linear function and a LoRA-wrapped head under checkpointing).
     from peft import LoraConfig, get_peft_model
 
     import sftmix.train.loss as loss_module
 
-    monkeypatch.setattr(loss_module, "chunk_rows", lambda vocabulary: 7)
+    monkeypatch.setattr(loss_module, "chunk_rows", lambda vocabulary: 96)
     model = tiny_llama(smollm2_tokenizer().vocab_size, seed=6)
     if lora_head:
         model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "lm_head"],
