@@ -51,6 +51,7 @@ sftmix run) and the rest of the figures.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -61,6 +62,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -291,12 +293,27 @@ def step_timer(device: str, warmup: int) -> Any:
     return StepTimer()
 
 
+def guarded(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One training's figures, or its error: a configuration the machine cannot run (out of
+    memory, a kernel the installed build lacks) must not cost the other figures."""
+    try:
+        return run()
+    except Exception as exc:  # reported in the figures; the run goes on
+        print(f"{name}: failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def measure(trainer: Any, device: str, warmup: int, steps: int) -> dict[str, float]:
     counter = CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
     timer = step_timer(device, warmup)
     trainer.add_callback(timer)
     if device.startswith("cuda"):
+        gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
@@ -475,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         best = {"attention": attention, "precision": precision, "optim": "adamw_torch_fused",
                 "compile_layers": args.compile}
         runs: dict[str, dict[str, Any]] = {}
-        runs["sftmix"] = run_sftmix(config, state, tokenized, tokenizer, args, **best)
+        runs["sftmix"] = guarded(f"{name} sftmix", partial(
+            run_sftmix, config, state, tokenized, tokenizer, args, **best))
         if name == "smollm2":
             changes = {"sdpa": {"attention": "sdpa"}, "compile": {"compile_layers": not args.compile},
                        "unfused": {"optim": "adamw_torch"},
@@ -486,30 +504,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if all(best[k] == v for k, v in change.items()):
                     continue  # the best configuration already is this one
                 cfg = model_config(base_config, name, args.quick, change.get("attention", attention))
-                runs[f"sftmix_{ablation}"] = run_sftmix(cfg, state, tokenized, tokenizer, args,
-                                                        **{**best, **change})
+                runs[f"sftmix_{ablation}"] = guarded(ablation, partial(
+                    run_sftmix, cfg, state, tokenized, tokenizer, args, **{**best, **change}))
             if not args.skip_trl:
-                runs["trl_default"] = run_trl(model_config(base_config, name, args.quick, "sdpa"),
-                                              state, examples, tokenizer, args, packing=False,
-                                              attention="sdpa", precision=precision)
-                runs["trl_packed"] = run_trl(config, state, examples, tokenizer, args,
-                                             packing=True, attention=attention, precision=precision)
+                sdpa_config = model_config(base_config, name, args.quick, "sdpa")
+                runs["trl_default"] = guarded("trl_default", partial(
+                    run_trl, sdpa_config, state, examples, tokenizer, args, packing=False,
+                    attention="sdpa", precision=precision))
+                runs["trl_packed"] = guarded("trl_packed", partial(
+                    run_trl, config, state, examples, tokenizer, args, packing=True,
+                    attention=attention, precision=precision))
+                runs["trl_packed"]["attention"] = attention
+                if "error" in runs["trl_packed"] and attention != "sdpa":
+                    # TRL's padding-free path may not take this kernel; its next best is sdpa.
+                    runs["trl_packed"] = guarded("trl_packed (sdpa)", partial(
+                        run_trl, sdpa_config, state, examples, tokenizer, args, packing=True,
+                        attention="sdpa", precision=precision))
+                    runs["trl_packed"]["attention"] = "sdpa"
         for run_name, r in runs.items():
+            if "error" in r:
+                continue
             r["mfu"] = round(r["tokens_per_s"] * per_token / peak, 4)
             r["tokens_per_s"] = round(r["tokens_per_s"], 1)
             print(f"{name:8s} {run_name:20s} {r['tokens_per_s']:10.1f} trainable tokens/s  "
                   f"MFU {100 * r['mfu']:5.1f}%  peak memory {r['peak_mem_gb']:.2f} GB", flush=True)
         figures[name] = runs
-    if "smollm2" in figures:
+    if "smollm2" in figures and "error" not in figures["smollm2"]["sftmix"]:
         runs = figures["smollm2"]
         figures.update({"mfu": runs["sftmix"]["mfu"], "tokens_per_s": runs["sftmix"]["tokens_per_s"],
                         "peak_mem_gb": runs["sftmix"]["peak_mem_gb"]})
         for baseline in ("trl_packed", "trl_default"):
-            if baseline in runs:
+            if "tokens_per_s" in runs.get(baseline, {}):
                 figures[f"ratio_vs_{baseline}"] = round(
                     runs["sftmix"]["tokens_per_s"] / runs[baseline]["tokens_per_s"], 2)
     if "llama1b" in figures:
-        figures["peak_mem_gb_llama1b"] = figures["llama1b"]["sftmix"]["peak_mem_gb"]
+        figures["peak_mem_gb_llama1b"] = figures["llama1b"]["sftmix"].get("peak_mem_gb")
     if not args.skip_generation:
         gen = measure_generation(base_config, tokenizer, questions, args)
         print(f"generation: {gen['gen_prompts']} prompts x {gen['gen_new_tokens']} new tokens, "
