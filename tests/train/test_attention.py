@@ -49,3 +49,14 @@ def test_compiled_layers_keep_the_loss_and_gradients() -> None:
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=0)
     torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-5, atol=1e-7)
     assert compile_blocks(torch.nn.Linear(2, 2)) == 0
+
+
+def test_kernel_and_compile_do_not_change_a_stage_key(tmp_path) -> None:
+    # They change how a step is computed, not the weights a stage stands for: a stage
+    # completed before (or with other kernels) is still recognised as the same.
+    from sftmix.train.config import TrainSettings
+    from sftmix.train.stage import stage_key
+
+    plain = stage_key(tmp_path, [], TrainSettings())
+    assert stage_key(tmp_path, [], TrainSettings(attention="eager", compile=True)) == plain
+    assert stage_key(tmp_path, [], TrainSettings(precision="bf16_weights")) != plain

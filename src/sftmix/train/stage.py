@@ -178,8 +178,11 @@ def last_checkpoint(checkpoints: Path) -> Path | None:
 def stage_key(parent: Path, examples: Sequence[Example], settings: TrainSettings) -> str:
     """What determines a stage's weights: parent, ordered example ids, settings."""
     parent_id = read_marker(parent).get("key", str(parent)) if is_complete(parent) else str(parent)
+    # The attention kernel and compilation change how a step is computed, not what it
+    # computes: stages trained before these settings existed keep their keys.
     return config_hash({"parent": parent_id, "data": ids_hash(examples),
-                        "settings": settings.model_dump(mode="json")})
+                        "settings": settings.model_dump(mode="json",
+                                                        exclude={"attention", "compile"})})
 
 
 def run_stage(parent: str | Path, examples: Sequence[Example], settings: TrainSettings,
