@@ -1,4 +1,4 @@
-"""``sftmix plan | run | status | results``: a study from one file to a results store."""
+"""``sftmix plan | run | status | cancel | results``: a study from one file to a results store."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study", type=Path, help="study YAML file")
     p.add_argument("-o", "--out", type=Path, help="study directory (default: studies/<name>)")
     p.add_argument("--workers", type=at_least(1), help="jobs at a time (default: the study's 'workers')")
-    p.add_argument("--executor", default="local", help="where jobs run (default: local)")
+    p.add_argument("--executor", help="where jobs run: local or slurm (default: the study's "
+                   "'executor: name', else local)")
+    p.add_argument("--wait", action="store_true",
+                   help="slurm: follow the queued jobs to the end (default: return once they are queued)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="set a field of the study file, spelled as in the YAML, e.g. "
                         "training.max_steps=2 or evaluation.gsm8k.limit=10; repeatable")
@@ -42,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="done / running / failed / pending work of a study directory")
     p.add_argument("study_dir", type=Path)
     p.set_defaults(func=_status)
+
+    p = sub.add_parser("cancel", help="cancel a study's queued and running SLURM jobs")
+    p.add_argument("study_dir", type=Path)
+    p.set_defaults(func=_cancel)
 
     p = sub.add_parser("results", help="print a study's results; export CSV or Parquet")
     p.add_argument("study_dir", type=Path)
@@ -77,9 +84,19 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or Path("studies") / study.name
     check_output_dir(out, "-o/--out")
     _check_other_study(out, study.name, args.overwrite)
-    executor = make_executor(args.executor, study)
+    executor = make_executor(args.executor or study.executor.name, study)
+    if args.wait:
+        if not hasattr(executor, "wait"):
+            raise SftmixError("--wait applies to the slurm executor; the local executor always waits")
+        executor.wait = True
     outcome = run_study(study, out, executor)
     print(f"study directory: {out}")
+    if outcome.queued:
+        print(f"jobs: {len(outcome.queued)} queued or running on SLURM, {len(outcome.done)} done now, "
+              f"{len(outcome.skipped)} already complete, {len(outcome.failed)} failed, "
+              f"{len(outcome.blocked)} cancelled by a failed dependency")
+        print(f"watch: sftmix status {out}    cancel: sftmix cancel {out}")
+        return 130 if outcome.interrupted else 0
     print(f"jobs: {len(outcome.done)} done now, {len(outcome.skipped)} already complete, "
           f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked by a failure")
     for key in outcome.failed:
@@ -134,6 +151,17 @@ def _status(args: argparse.Namespace) -> int:
 
     _check_study_dir(args.study_dir)
     print(status_table(job_states(args.study_dir)))
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from sftmix.study.slurm_queue import cancel_study
+
+    _check_study_dir(args.study_dir)
+    cancelled = cancel_study(args.study_dir)
+    for key, job_id in cancelled:
+        print(f"cancelled SLURM job {job_id} ({key})")
+    print(f"{len(cancelled)} jobs cancelled; completed work is kept, 'sftmix run' resubmits the rest")
     return 0
 
 

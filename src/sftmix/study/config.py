@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sftmix.config import StrictModel
+from sftmix.study.executor_config import ExecutorConfig
 
 GENERAL = "general"
 
@@ -172,6 +173,7 @@ class StudyConfig(StrictModel):
     designs: Designs = Field(default_factory=Designs)
     runs: list[RunConfig] = Field(default_factory=list)
     workers: int = Field(default=1, ge=1)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     @field_validator("abilities")
     @classmethod
@@ -192,6 +194,7 @@ class StudyConfig(StrictModel):
         for model in self.models:
             if model.path and model.path != "smollm2" and not Path(model.path).is_absolute():
                 model.path = str((base_dir / model.path).resolve())
+        self.executor.resolve_paths(base_dir)
         for options in self.evaluation.values():
             for key, value in list(options.items()):
                 if (key.endswith(("path", "_file")) and isinstance(value, str)

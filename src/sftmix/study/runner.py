@@ -26,6 +26,7 @@ from sftmix.study.config import StudyConfig
 from sftmix.study.executor import DONE, RUNNING, Executor, Handle, LocalExecutor
 from sftmix.study.jobs import Job, build_jobs
 from sftmix.study.plan import Plan, build_plan
+from sftmix.study.priority import by_priority, remaining_path, stage_weights
 from sftmix.study.store import STORE_NAME, ResultsStore
 from sftmix.study.worker import failed_file
 
@@ -38,6 +39,7 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)  # complete before this run started
     failed: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # a dependency failed
+    queued: list[str] = field(default_factory=list)  # left in a cluster's queue (not waited for)
     interrupted: bool = False
 
     @property
@@ -49,8 +51,11 @@ def job_file(study_dir: Path, key: str) -> Path:
     return study_dir / "jobs" / f"{key}.json"
 
 
-def prepare(study: StudyConfig, study_dir: Path) -> tuple[Plan, dict[str, Job]]:
-    """Plan, then write the study, plan and job files (the study directory is created here)."""
+def prepare(study: StudyConfig, study_dir: Path, clean: bool = True) -> tuple[Plan, dict[str, Job]]:
+    """Plan, then write the study, plan and job files (the study directory is created here).
+
+    ``clean=False`` keeps half-built artefacts: jobs still running elsewhere may be building them.
+    """
     plan = build_plan(study)
     jobs = build_jobs(plan, study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +68,7 @@ def prepare(study: StudyConfig, study_dir: Path) -> tuple[Plan, dict[str, Job]]:
                 "label": job.label}
         if not path.exists() or json.loads(path.read_text()) != spec:
             write_json_atomic(path, spec)
-    for kind_dir in ("models", "mixtures", "stages", "evals"):
+    for kind_dir in ("models", "mixtures", "stages", "evals") if clean else ():
         clean_partials(study_dir / kind_dir)
     return plan, jobs
 
@@ -80,7 +85,10 @@ def _remove_stale_job_files(study_dir: Path, keys: set[str]) -> None:
 def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = None,
               progress: bool = True, poll_seconds: float = 0.2) -> Outcome:
     executor = executor or LocalExecutor(study.workers)
+    if hasattr(executor, "run_graph"):  # a cluster scheduler queues the whole graph itself
+        return executor.run_graph(study, study_dir, progress=progress)
     plan, jobs = prepare(study, study_dir)
+    priority = remaining_path(jobs, stage_weights(plan))
     store = ResultsStore(study_dir / STORE_NAME)
     outcome = Outcome()
     try:
@@ -94,7 +102,7 @@ def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = N
         try:
             while True:
                 _block_dependents(jobs, state, outcome)
-                for key in [k for k, s in state.items() if s == "pending"]:
+                for key in by_priority([k for k, s in state.items() if s == "pending"], priority):
                     if len(running) >= executor.slots:
                         break
                     if all(state[d] == DONE for d in jobs[key].deps):

@@ -41,10 +41,15 @@ def run_job(job_file: Path) -> int:
     job = json.loads(job_file.read_text())
     failed_file(job_file).unlink(missing_ok=True)
     running_file(job_file).write_text(str(os.getpid()))
+    from sftmix.train.preemption import PREEMPTED_EXIT, Preempted
+
     try:
         from sftmix.study import tasks
 
         tasks.run(job["kind"], job["payload"], Path(job["out"]))
+    except Preempted as exc:  # checkpointed on the scheduler's warning; to be run again
+        logging.getLogger(__name__).warning("job %s stopped: %s", job["key"], exc)
+        return PREEMPTED_EXIT
     except Exception as exc:
         user = isinstance(exc, SftmixError)
         message = str(exc) if user else f"{type(exc).__name__}: {exc}"

@@ -266,6 +266,7 @@ def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSett
     from sftmix.train.attention import choose_attention, compile_blocks
     from sftmix.train.collate import build_train_dataset, make_collator
     from sftmix.train.models import load_model, load_tokenizer, resolve_precision
+    from sftmix.train.preemption import checkpoint_on_signal
     from sftmix.train.tokenize import tokenize_examples
     from sftmix.train.trainer import JsonlLogCallback, SftTrainer, TokenCountingCollator
 
@@ -327,7 +328,8 @@ def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSett
                              getattr(model.config, "_attn_implementation", "sdpa"))
     trainer = SftTrainer(model=model, args=args, train_dataset=dataset,
                          data_collator=TokenCountingCollator(collator), processing_class=tokenizer,
-                         callbacks=[JsonlLogCallback(work / "train_log.jsonl"), *callbacks])
+                         callbacks=[JsonlLogCallback(work / "train_log.jsonl"), *callbacks,
+                                    *checkpoint_on_signal()])
     return trainer, stats
 
 

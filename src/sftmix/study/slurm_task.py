@@ -1,0 +1,124 @@
+"""What runs inside a SLURM allocation: one study job, supervised.
+
+submitit starts :class:`SlurmTask` on the node. It runs the same command as the
+local executor, ``python -m sftmix.study.worker JOB.json``, as a child process
+whose output goes to the study's ``logs/<key>.log`` -- or, for a stage that asks
+for several processes, that command under ``accelerate launch`` (DDP, or the
+FSDP / DeepSpeed configuration named in the executor block).
+
+The scheduler's warning (``--signal=USR2@<warning_seconds>``, sent before a
+preemption or the end of the time limit) reaches every process of the job. A
+stage's training processes then save a checkpoint at the end of the step under
+way and stop (``sftmix.train.preemption``); this process waits for them and
+requeues the job (``scontrol requeue``), which starts again from that
+checkpoint under the same SLURM id, so dependent jobs keep waiting on it. Any
+other job ignores the warning and runs until it ends or is killed at its limit
+(TIMEOUT). After ``max_requeues`` restarts a stage ignores it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sftmix.study.executor import THREAD_VARIABLES
+from sftmix.train.preemption import PREEMPTED_EXIT, SIGNAL_ENV
+
+log = logging.getLogger(__name__)
+
+WARNING_SIGNAL = signal.SIGUSR2  # submitit asks SLURM for USR2 (sbatch --signal)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ignore_warning() -> None:
+    # Inherited through exec: the accelerate launcher, which would die of USR2, ignores it;
+    # the training processes install their own handler once training starts.
+    signal.signal(WARNING_SIGNAL, signal.SIG_IGN)
+    os.setpgrp()
+
+
+@dataclass
+class SlurmTask:
+    key: str
+    job_file: str
+    log_file: str
+    cpus: int = 1
+    processes: int = 1
+    accelerate_config: str | None = None
+    checkpoint_on_warning: bool = False
+    max_requeues: int = 0
+    python: str = field(default_factory=lambda: sys.executable)
+
+    def command(self) -> list[str]:
+        worker = ["-m", "sftmix.study.worker", self.job_file]
+        if self.processes <= 1:
+            return [self.python, *worker]
+        launch = [self.python, "-m", "accelerate.commands.launch", "--num_processes", str(self.processes),
+                  "--num_machines", "1", "--main_process_port", str(_free_port())]
+        if self.accelerate_config:
+            launch += ["--config_file", self.accelerate_config]
+        else:  # plain DDP; accelerate's multi-process launcher is --multi_gpu whatever the device
+            launch += ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        return [*launch, *worker]
+
+    def environment(self, checkpointing: bool) -> dict[str, str]:
+        env = dict(os.environ)
+        if "OMP_NUM_THREADS" not in env:
+            threads = str(max(1, self.cpus // max(1, self.processes)))
+            for name in THREAD_VARIABLES:
+                env.setdefault(name, threads)
+        env["SFTMIX_PROGRESS"] = "0"  # a log file, not a terminal
+        if checkpointing:
+            env[SIGNAL_ENV] = WARNING_SIGNAL.name
+        else:
+            env.pop(SIGNAL_ENV, None)
+        return env
+
+    def __call__(self) -> int:
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        checkpointing = self.checkpoint_on_warning and restarts < self.max_requeues
+        warned = False
+        child: subprocess.Popen[bytes] | None = None
+
+        def on_warning(signum: int, frame: object) -> None:
+            nonlocal warned
+            warned = True
+            if child is not None and checkpointing:
+                # SLURM signals every process of the job already; this reaches the
+                # training processes too where the scheduler only signals the first one.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, WARNING_SIGNAL)
+
+        # Replaces submitit's own handler, which would requeue at once, before a checkpoint.
+        signal.signal(WARNING_SIGNAL, on_warning if checkpointing else signal.SIG_IGN)
+        Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as out:
+            out.write(f"--- SLURM job {os.environ.get('SLURM_JOB_ID', '?')} on {socket.gethostname()}, "
+                      f"restart {restarts}\n".encode())
+            out.flush()
+            child = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                     env=self.environment(checkpointing), preexec_fn=_ignore_warning)
+            while (code := child.poll()) is None:
+                time.sleep(0.5)
+        if code == 0:
+            return 0
+        if checkpointing and (warned or code == PREEMPTED_EXIT):
+            job_id = os.environ.get("SLURM_JOB_ID")
+            log.warning("job %s (%s) checkpointed after the warning signal; requeueing", self.key, job_id)
+            if job_id:
+                subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)
+            sys.exit(PREEMPTED_EXIT)
+        raise RuntimeError(f"job {self.key} exited with code {code}; log: {self.log_file}")
