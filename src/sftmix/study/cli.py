@@ -183,6 +183,8 @@ def _results(args: argparse.Namespace) -> int:
             Path(str(path) + suffix).unlink(missing_ok=True)
         os.replace(tmp, path)
     store = ResultsStore(path)
+    if (args.study_dir / "slurm").is_dir():  # cluster jobs finish without a process that records them
+        store.sync(load_plan(args.study_dir)[2])
     rows = store.results()
     store.close()
     print(results_table(rows))
