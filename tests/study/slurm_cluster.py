@@ -2,7 +2,8 @@
 
 Everything lives in one folder (configuration, keys, state, logs, sockets), on
 free ports, so it runs beside any cluster the machine may belong to and leaves
-nothing behind. The client commands (``sbatch``, ``squeue``, ``scancel``...)
+nothing behind. A requeued job may start again once its credential has expired
+(``cred_expire``: 120 s by default, 10 s here). The client commands (``sbatch``, ``squeue``, ``scancel``...)
 find it through ``SLURM_CONF``, which :meth:`LoopbackCluster.start` exports.
 
 The daemons run as the current user (root in CI). Process tracking is
@@ -24,6 +25,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from sftmix.study.executor import _die_with_parent
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
 NODE = "node0"
@@ -74,7 +77,7 @@ SlurmUser={user}
 SlurmdUser={user}
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={self.socket}
+AuthInfo=socket={self.socket},cred_expire=10
 StateSaveLocation={root / 'state'}
 SlurmdSpoolDir={root / 'spool'}
 SlurmctldPidFile={root / 'slurmctld.pid'}
@@ -101,8 +104,9 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """)
 
     def _start(self, *cmd: str) -> subprocess.Popen[bytes]:
+        # The daemons die with the test process, even when it is killed before its teardown.
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                preexec_fn=_die_with_parent)
         self._procs.append(proc)
         return proc
 
