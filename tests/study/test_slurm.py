@@ -4,7 +4,9 @@ The study is the small real one of ``test_crash.py``: a tiny Llama built from
 the study's own texts, real GSM8K / Code Alpaca / ShareGPT data, two stages with
 DMT-style replay, real evaluations. Every test runs ``sftmix`` as a subprocess,
 as a user would, with one thread per job on both executors so that the weights
-can be compared bit for bit.
+can be compared bit for bit. Without packing, the amounts give whole global
+batches (48 and 24 examples keep a trainable token within 192 tokens), so two
+training processes see the same batches as one.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ abilities:
   general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
 models: [{{name: tiny, {model}}}]
 training: {{max_length: 192, max_steps: 24, save_steps: 3, global_batch_size: 4, per_device_batch_size: 2,
-           precision: fp32, learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
+           packing: false, precision: fp32, learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
 evaluation:
   gsm8k: {{path: {data}/gsm8k/test.jsonl, limit: 3, max_new_tokens: 6}}
   humaneval: {{limit: 2, max_new_tokens: 6}}
@@ -54,8 +56,8 @@ executor:
 runs:
   - name: dmt
     stages:
-      - {{name: specialist, data: [{{ability: maths, count: 24}}, {{ability: code, count: 24}}]}}
-      - {{name: general, data: [{{ability: general, count: 24}}], replay: {{stage: specialist, fraction: 1/4}}}}
+      - {{name: specialist, data: [{{ability: maths, count: 24}}, {{ability: code, count: 26}}]}}
+      - {{name: general, data: [{{ability: general, count: 25}}], replay: {{stage: specialist, fraction: 1/4}}}}
 """
 
 TINY = "tiny: {vocab_size: 400, hidden: 32, layers: 2, heads: 2}"

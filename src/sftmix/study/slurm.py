@@ -81,7 +81,7 @@ class SlurmExecutor:
         """The submitit parameters of one job (sbatch options, setup lines)."""
         cfg = self.config
         res = cfg.kind(job.kind)
-        extra: dict[str, Any] = {"time": res.time or cfg.time, "open-mode": "append"}
+        extra: dict[str, Any] = {"time": res.time or cfg.time}
         for name in ("account", "qos"):
             if getattr(cfg, name):
                 extra[name] = getattr(cfg, name)
