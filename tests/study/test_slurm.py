@@ -57,7 +57,7 @@ runs:
   - name: dmt
     stages:
       - {{name: specialist, data: [{{ability: maths, count: 24}}, {{ability: code, count: 26}}]}}
-      - {{name: general, data: [{{ability: general, count: 25}}], replay: {{stage: specialist, fraction: 1/4}}}}
+      - {{name: general, data: [{{ability: general, count: 26}}], replay: {{stage: specialist, fraction: 1/4}}}}
 """
 
 TINY = "tiny: {vocab_size: 400, hidden: 32, layers: 2, heads: 2}"

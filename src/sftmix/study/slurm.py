@@ -149,6 +149,7 @@ class SlurmExecutor:
             priority = remaining_path(jobs, stage_weights(plan))
             executor = self._executor(study_dir)
             ids: dict[str, str] = {}
+            submitted = 0
             for key in submission_order(jobs, priority):
                 job = jobs[key]
                 if job.complete:
@@ -158,12 +159,10 @@ class SlurmExecutor:
                 else:
                     deps = [ids[d] for d in job.deps if d in ids]
                     ids[key] = self._submit(executor, job, study, study_dir, deps)
-                    outcome.done.append(key)  # submitted now; moved to 'queued' below
-        outcome.queued = [k for k in ids]
-        submitted_now = len(outcome.done)
-        outcome.done = []
-        log.info("%d jobs submitted now, %d already in the queue, %d complete", submitted_now,
-                 len(ids) - submitted_now, len(outcome.skipped))
+                    submitted += 1
+        outcome.queued = list(ids)
+        log.info("%d jobs submitted now, %d already in the queue, %d complete", submitted,
+                 len(ids) - submitted, len(outcome.skipped))
         if self.wait and ids:
             self._follow(study_dir, jobs, ids, outcome, progress)
         write_json_atomic(study_dir / "last_run.json", asdict(outcome))
