@@ -16,7 +16,9 @@ every id is recorded (``sftmix.study.slurm_queue``) before the lock is released.
 
 from __future__ import annotations
 
+import getpass
 import logging
+import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -69,13 +71,20 @@ class SlurmExecutor:
 
     # -- submission ------------------------------------------------------------------------
     def _executor(self, study_dir: Path) -> Any:
+        """submitit's executor, once the SLURM controller has answered (nothing is written before)."""
         import submitit
 
         try:
-            return submitit.SlurmExecutor(folder=slurm_dir(study_dir) / "logs" / "%j",
-                                          python=self.config.python, max_num_timeout=0)
-        except RuntimeError as exc:  # no srun on this machine
-            raise SftmixError(f"the SLURM executor needs the SLURM client commands here: {exc}") from None
+            probe = subprocess.run(["squeue", "-h", "-u", getpass.getuser(), "-o", "%i"],
+                                   capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SftmixError(f"the SLURM executor needs the SLURM client commands (sbatch, squeue, "
+                              f"scancel) on this machine: {exc}") from None
+        if probe.returncode != 0:
+            raise SftmixError("the SLURM controller did not answer 'squeue': "
+                              + " ".join(probe.stderr.split())[-500:])
+        return submitit.SlurmExecutor(folder=slurm_dir(study_dir) / "logs" / "%j",
+                                      python=self.config.python, max_num_timeout=0)
 
     def sbatch_options(self, job: Job, study: StudyConfig, dep_ids: list[str]) -> dict[str, Any]:
         """The submitit parameters of one job (sbatch options, setup lines)."""
@@ -121,8 +130,14 @@ class SlurmExecutor:
 
     def _submit(self, executor: Any, job: Job, study: StudyConfig, study_dir: Path,
                 dep_ids: list[str]) -> str:
+        from submitit.core.utils import FailedJobError
+
         executor.update_parameters(**self.sbatch_options(job, study, dep_ids))
-        submitted = executor.submit(self.task(job, study_dir))
+        try:
+            submitted = executor.submit(self.task(job, study_dir))
+        except FailedJobError as exc:  # sbatch refused it: a partition, account or request it rejects
+            raise SftmixError(f"sbatch refused {job.kind} {job.label}: {' '.join(str(exc).split())[-800:]}; "
+                              "jobs submitted before it stay queued (sftmix status / cancel)") from None
         record = {"job_id": str(submitted.job_id), "kind": job.kind, "label": job.label,
                   "submitted_at": time.time(), "state": "PENDING", "reason": "",
                   "log": str(study_dir / "logs" / f"{job.key}.log"),
@@ -135,6 +150,7 @@ class SlurmExecutor:
     def run_graph(self, study: StudyConfig, study_dir: Path, progress: bool = True) -> Outcome:
         study_dir = study_dir.resolve()
         outcome = Outcome()
+        executor = self._executor(study_dir)  # fails before anything is written without SLURM
         slurm_dir(study_dir).mkdir(parents=True, exist_ok=True)
         with study_lock(study_dir):
             records = refresh(study_dir)
@@ -147,7 +163,6 @@ class SlurmExecutor:
             finally:
                 store.close()
             priority = remaining_path(jobs, stage_weights(plan))
-            executor = self._executor(study_dir)
             ids: dict[str, str] = {}
             submitted = 0
             for key in submission_order(jobs, priority):
