@@ -91,8 +91,9 @@ def status_table(states: dict[str, dict[str, str]]) -> str:
         if v["state"] == "failed":
             from sftmix.study.slurm_queue import log_tail
 
-            lines.append(f"    log: {v['log']}")
-            lines.extend(f"    | {line}" for line in log_tail(Path(v["log"]), 8))
+            if Path(v["log"]).is_file():
+                lines.append(f"    log: {v['log']}")
+                lines.extend(f"    | {line}" for line in log_tail(Path(v["log"]), 8))
             slurm_log = Path(v.get("slurm_log", "")) if v.get("slurm_log") else None
             if slurm_log is not None:
                 # The scheduler's own words (time limit, memory, node failure) are here.
