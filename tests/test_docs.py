@@ -45,6 +45,9 @@ EXCLUDED: dict[str, str] = {
     "make test": "the test suite itself, this test included",
     "accelerate launch": "multi-process and multi-GPU training; tests/train/test_distributed.py "
                          "runs a schedule under two processes",
+    "sftmix run study.yaml -o /shared/": "a study on a SLURM cluster; tests/study/test_slurm.py runs "
+                                         "the same commands on a real one-node SLURM",
+    "sftmix status /shared/": "the status of that cluster study; tests/study/test_slurm.py checks it",
 }
 SYNOPSIS = ("a synopsis (placeholders such as STUDY_DIR or [--option]), not a command; the "
             "commands it describes run where the docs give them with real arguments")
@@ -230,6 +233,11 @@ def _validate_fragments(block: Block) -> None:
     data = yaml.safe_load("\n".join(block.lines))
     if set(data) == {"training"}:
         TrainSettings.model_validate(data["training"])
+        return
+    if set(data) == {"executor"}:
+        from sftmix.study.executor_config import ExecutorConfig
+
+        ExecutorConfig.model_validate(data["executor"])
         return
     for line in block.lines:
         if not line.strip() or line.lstrip().startswith("#"):
