@@ -159,7 +159,7 @@ def test_a_stderr_flood_ends_within_its_time_limit(mode: str) -> None:
     result = run_program("import sys\nwhile True:\n    sys.stderr.write('x' * 65536)\n",
                          limits, isolation=mode)
     assert result.status is Status.TIMEOUT and result.output_truncated
-    # The bound: the limit plus half a second (the old killer waited two more).
+    # The bound is the limit plus half a second (the old killer waited two seconds more).
     assert result.duration_s < limits.timeout_s + 0.5, result.duration_s
     assert processes_of_run(result.run_id) == []
 
