@@ -1,15 +1,18 @@
 """The ``sftmix`` command: one entry point, one subcommand group per concern.
 
 Each concern lives in its own package and adds its subcommands through a
-``register(subparsers)`` function in its ``cli`` module; imports are deferred
-so that ``sftmix --help`` stays fast.
+``register(subparsers)`` function in its ``cli`` module: every sub-package with
+a ``cli`` module is found, none is listed here. Heavy imports are deferred to
+the subcommands so that ``sftmix --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
+import pkgutil
 import sys
 from collections.abc import Callable
 
@@ -19,17 +22,19 @@ from sftmix.logging_setup import configure
 
 log = logging.getLogger(__name__)
 
-# Modules whose register(subparsers) adds subcommands. A module that does not
-# exist yet is skipped, so that the CLI grows with the package.
-COMMAND_MODULES = (
-    "sftmix.data.cli",
-    "sftmix.train.cli",
-    "sftmix.eval.cli",
-    "sftmix.study.cli",
-    "sftmix.report.cli",
-    "sftmix.lab.cli",
-    "sftmix.suggest.cli",
-)
+# The order of the subcommand groups in --help: the path of a study's data. A package
+# with a cli module that is not named here comes after these.
+ORDER = ("data", "train", "eval", "study", "report", "lab")
+
+
+def command_modules() -> list[str]:
+    """``sftmix.<package>.cli`` for every sub-package that has one."""
+    import sftmix
+
+    packages = [m.name for m in pkgutil.iter_modules(sftmix.__path__) if m.ispkg]
+    found = [p for p in packages if importlib.util.find_spec(f"sftmix.{p}.cli") is not None]
+    found.sort(key=lambda p: (ORDER.index(p) if p in ORDER else len(ORDER), p))
+    return [f"sftmix.{p}.cli" for p in found]
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -55,14 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sftmix {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(sub)
+    for name in command_modules():
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -300,5 +300,6 @@ def load_config(path: str | Path, model: type[M], overrides: Sequence[Override] 
         return validate(model, data, str(path), node)
 
 
-def dump_yaml(model: BaseModel) -> str:
-    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+def dump_yaml(model: BaseModel | dict[str, Any]) -> str:
+    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

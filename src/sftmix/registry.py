@@ -1,7 +1,14 @@
-"""Small name-keyed registries for extension points (readers, evaluators, strategies, ...)."""
+"""Small name-keyed registries for extension points (readers, evaluators, strategies, ...).
+
+A registry can ``discover`` a package: on its first lookup it imports every module
+under that package, so each entry registers itself where it is written and no list
+of modules is kept by hand. A module that fails to import fails the lookup loudly.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -13,9 +20,16 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to objects; an unknown name lists the available ones."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, discover: str | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._discover = discover
+
+    def _load(self) -> None:
+        if self._discover is not None:
+            package, self._discover = self._discover, None
+            for module in submodules(package):
+                importlib.import_module(module)
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -30,6 +44,7 @@ class Registry(Generic[T]):
         self._items[name] = obj
 
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._items[name]
         except KeyError:
@@ -38,10 +53,19 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+        return iter(self.names())
+
+
+def submodules(package: str) -> list[str]:
+    """Every module under ``package`` (sub-packages included), by name, in a stable order."""
+    root = importlib.import_module(package)
+    found = pkgutil.walk_packages(root.__path__, prefix=package + ".")
+    return sorted(info.name for info in found)

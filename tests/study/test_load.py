@@ -15,7 +15,7 @@ abilities:
   maths: {{data: {{path: {data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
   code: {{data: {{path: {data}/code/code_alpaca_2k.json, format: alpaca}}, evals: [humaneval]}}
   general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
-models: [{{name: m, path: smollm2}}]
+models: [{{name: m, gguf: smollm2}}]
 evaluation:
   gsm8k: {{path: {data}/gsm8k/test.jsonl}}
   ifeval: {{path: {data}/eval/ifeval/input_data.jsonl}}
@@ -56,7 +56,7 @@ CASES = {
     "fraction and count": ("runs:\n  - {name: r, stages: [{name: a, data: [{ability: maths, fraction: 1, count: 5}]}]}",
                            "runs[0].stages[0].data[0]", "either 'fraction' or 'count'"),
     "training setting wrong": ("training: {learning_rate: -1}", "training.learning_rate", "greater than 0"),
-    "training setting unknown": ("training: {epoch: 3}", "training.epoch", "xtra"),
+    "training setting unknown": ("training: {epoch: 3}", "training.epoch", "unknown field"),
     "evaluation option unknown": ("evaluation: {gsm8k: {path: x, shots: 5}}", "evaluation.gsm8k", "unknown option(s) 'shots'"),
     "tiny model setting": ("models: [{name: t, tiny: {hidden: 30, heads: 4}}]", "models[0].tiny", "multiple of heads"),
     "count zero": ("runs:\n  - {name: r, stages: [{name: a, data: [{ability: maths, count: 0}]}]}",
@@ -90,13 +90,13 @@ def test_missing_data_file(tmp_path: Path, shared_data: Path) -> None:
 
 
 def test_model_needs_exactly_one_kind(tmp_path: Path, shared_data: Path) -> None:
-    base = BASE.replace("{name: m, path: smollm2}", "{name: m}")
+    base = BASE.replace("{name: m, gguf: smollm2}", "{name: m}")
     with pytest.raises(ConfigError, match=r"field 'models\[0\]'.*exactly one of 'path'"):
         load_study(_write(tmp_path, shared_data, "", base))
 
 
 def test_model_path_must_be_a_model(tmp_path: Path, shared_data: Path) -> None:
-    base = BASE.replace("path: smollm2", f"path: {tmp_path}")
+    base = BASE.replace("gguf: smollm2", f"path: {tmp_path}")
     with pytest.raises(ConfigError, match=r"models\[0\].path': expected a Hugging Face model folder"):
         load_study(_write(tmp_path, shared_data, "", base))
 
@@ -129,3 +129,11 @@ def test_valid_study_loads(tmp_path: Path, shared_data: Path) -> None:
     assert study.designs.scaling is not None
     assert study.designs.scaling.fractions == [1.0, 0.25]
     assert study.specialist == ["maths", "code"]
+
+
+def test_old_model_spelling_is_read_with_a_warning(tmp_path: Path, shared_data: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    base = BASE.replace("gguf: smollm2", "path: smollm2")
+    study = load_study(_write(tmp_path, shared_data, "", base))
+    assert study.models[0].gguf == "smollm2" and study.models[0].path is None
+    assert "old spelling of 'gguf: smollm2'" in caplog.text

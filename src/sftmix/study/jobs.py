@@ -1,22 +1,26 @@
-"""The plan as a graph of jobs: build a mixture, train a stage, run an evaluation.
+"""The plan as a graph of jobs: make a base model, build a mixture, train a stage, evaluate.
 
-Every job has a key (the content hash of what it produces), the keys it depends
-on, a payload (everything the worker needs, as JSON) and the artefact directory
-it publishes. Mixtures are jobs of their own so that a recipe shared by several
-stages (or replayed by DMT's stage 2) is built once.
+Every job has a key (the content hash of what it produces, see
+:mod:`sftmix.study.specs`), the keys it depends on, a typed spec (everything the
+worker needs) and the artefact directories it publishes. Mixtures are jobs of
+their own so that a recipe shared by several stages (or replayed by DMT's stage
+2) is built once. A job file (``jobs/<key>.json``) holds the job with every path
+relative to the study directory; :func:`read_job` reads one back, validated.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sftmix.artifacts import is_complete
-from sftmix.hashing import config_hash
-from sftmix.study.plan import Plan, Recipe
+from pydantic import ValidationError
 
-KINDS = ("model", "mixture", "stage", "eval")
+from sftmix.artifacts import is_complete
+from sftmix.errors import ConfigError
+from sftmix.study.plan import Plan
+from sftmix.study.specs import KINDS, LAYOUT, EvalGroupSpec, JobSpec, artefact
 
 
 @dataclass
@@ -24,8 +28,8 @@ class Job:
     key: str
     kind: str
     deps: list[str]
-    payload: dict[str, Any]
-    out: Path
+    spec: JobSpec
+    out: Path  # absolute: the study directory joined with the artefact's folder
     label: str
     resources: dict[str, int] = field(default_factory=lambda: {"cpus": 1, "gpus": 0})
     # Artefacts this job publishes, by key (an evaluation job publishes one per suite).
@@ -39,91 +43,122 @@ class Job:
     def complete(self) -> bool:
         return all(is_complete(p) for p in self.outputs.values())
 
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The spec as plain JSON."""
+        return self.spec.model_dump(mode="json")
+
+    def to_file(self, study_dir: Path) -> dict[str, Any]:
+        """The job file's content: paths relative to ``study_dir``."""
+        return {"layout": LAYOUT, "key": self.key, "kind": self.kind, "deps": self.deps,
+                "spec": self.payload, "label": self.label, "resources": self.resources,
+                "out": _relative(self.out, study_dir),
+                "outputs": {k: _relative(p, study_dir) for k, p in self.outputs.items()}}
+
+
+def _relative(path: Path, study_dir: Path) -> str:
+    return path.relative_to(study_dir).as_posix()
+
 
 def artefact_dir(study_dir: Path, kind: str, key: str) -> Path:
-    return study_dir / {"model": "models", "mixture": "mixtures", "stage": "stages", "eval": "evals"}[kind] / key
+    return study_dir / artefact(kind, key)
+
+
+def read_job(job_file: Path) -> Job:
+    """A job file read back and validated; its paths are joined to its study directory."""
+    study_dir = job_file.resolve().parent.parent
+    try:
+        data = json.loads(job_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{job_file}: not a readable job file ({exc})") from None
+    if not isinstance(data, dict) or data.get("layout") != LAYOUT:
+        raise ConfigError(f"{job_file}: a job file of another layout of sftmix study directories "
+                          f"(found layout {data.get('layout', 1) if isinstance(data, dict) else '?'}, "
+                          f"expected {LAYOUT}); run the study again with this version (sftmix run)")
+    kind = KINDS.get(data.get("kind", ""))
+    if kind is None:
+        raise ConfigError(f"{job_file}, field 'kind': found {data.get('kind')!r}, expected one of "
+                          f"{', '.join(KINDS)}")
+    try:
+        spec = kind.spec.model_validate(data["spec"])
+    except ValidationError as exc:
+        raise ConfigError(f"{job_file}, field 'spec': not a valid {kind.name} job ({exc})") from None
+    except KeyError:
+        raise ConfigError(f"{job_file}: no 'spec' field") from None
+    return Job(data["key"], kind.name, list(data.get("deps", [])), spec,  # type: ignore[arg-type]
+               study_dir / data["out"], data.get("label", ""), dict(data.get("resources", {})),
+               {k: study_dir / v for k, v in data.get("outputs", {}).items()})
 
 
 def build_jobs(plan: Plan, study_dir: Path) -> dict[str, Job]:
     """Jobs in an order where every dependency comes first."""
-    study = plan.study
     jobs: dict[str, Job] = {}
-    recipe_keys: dict[Recipe, str] = {}
+    model_keys = {folder: folder.split("/", 1)[1] for folder in plan.model_dirs.values()
+                  if folder.startswith(KINDS["model"].folder + "/")}
+    for key, spec in plan.models.items():
+        name = next(n for n, f in plan.model_dirs.items() if f == artefact("model", key))
+        jobs[key] = Job(key, "model", [], spec, artefact_dir(study_dir, "model", key),
+                        f"base model {name}")
+    for key, (mspec, recipe) in plan.mixtures.items():
+        deps = [mspec.replay.mixture.split("/", 1)[1]] if mspec.replay else []
+        jobs.setdefault(key, Job(key, "mixture", deps, mspec, artefact_dir(study_dir, "mixture", key),
+                                 recipe.describe()))
 
-    def mixture(recipe: Recipe, spec: dict[str, Any]) -> str:
-        if recipe in recipe_keys:
-            return recipe_keys[recipe]
-        deps = []
-        replay = None
-        if recipe.replay is not None:
-            replayed = mixture(recipe.replay[0], spec["replay"]["of"])
-            deps.append(replayed)
-            replay = {"mixture": str(artefact_dir(study_dir, "mixture", replayed)),
-                      "fraction": recipe.replay[1]}
-        key = "m-" + config_hash(spec)
-        recipe_keys[recipe] = key
-        jobs[key] = Job(key, "mixture", deps, {"parts": spec["parts"], "seed": spec["seed"], "replay": replay},
-                        artefact_dir(study_dir, "mixture", key), recipe.describe())
-        return key
-
-    models = {m.name: m for m in study.models}
-    model_keys: dict[str, str] = {}
-    hf_dirs: dict[str, str] = {}
-    for m in study.models:
-        if m.path is not None and m.path != "smollm2" and not m.path.endswith(".gguf"):
-            hf_dirs[m.name] = m.path  # already a Hugging Face folder: used in place
-            continue
-        # Otherwise the base model is made once as a plain Hugging Face folder: a GGUF
-        # import, or a small Llama (and its BPE tokenizer) built from the study's texts.
-        spec = m.model_dump(mode="json", exclude={"name"})
-        payload: dict[str, Any] = {"model": spec}
-        if m.tiny is not None:
-            payload["texts"] = [a.data.model_dump(mode="json") for a in study.abilities.values()]
-        key = "b-" + config_hash(payload)
-        model_keys[m.name] = key
-        if key not in jobs:
-            jobs[key] = Job(key, "model", [], payload, artefact_dir(study_dir, "model", key),
-                            f"base model {m.name}")
-
-    def base_dir(name: str) -> str:
-        return hf_dirs.get(name) or str(artefact_dir(study_dir, "model", model_keys[name]))
-
-    def base_deps(name: str) -> list[str]:
-        return [model_keys[name]] if name in model_keys else []
+    def after(folder: str) -> list[str]:
+        """The job that makes ``folder``, if one does (a model folder outside makes none)."""
+        if folder.startswith(KINDS["stage"].folder + "/"):
+            return [folder.split("/", 1)[1]]
+        return [model_keys[folder]] if folder in model_keys else []
 
     for key in plan.stage_order():
         node = plan.stages[key]
-        mix = mixture(node.recipe, node.spec["data"])
-        deps = [mix, f"s-{node.parent}"] if node.parent else [mix, *base_deps(node.model)]
-        payload = {
-            "model": models[node.model].model_dump(mode="json"),
-            "parent": str(artefact_dir(study_dir, "stage", f"s-{node.parent}")) if node.parent
-            else base_dir(node.model),
-            "mixture": str(artefact_dir(study_dir, "mixture", mix)),
-            "training": node.training,
-            "label": node.label,
-        }
-        jobs[f"s-{key}"] = Job(f"s-{key}", "stage", deps, payload,
-                               artefact_dir(study_dir, "stage", f"s-{key}"), node.label,
-                               {"cpus": 1, "gpus": 1})
+        job_key = f"s-{key}"
+        jobs[job_key] = Job(job_key, "stage", [node.mixture, *after(node.spec.parent)], node.spec,
+                            artefact_dir(study_dir, "stage", job_key), node.label,
+                            {"cpus": 1, "gpus": 1})
     # Evaluations of the same model share one job: the model is loaded once for all suites,
     # and each suite still publishes its own artefact (and is skipped when complete).
-    groups: dict[str | None, list[str]] = {}
+    groups: dict[str, list[str]] = {}
     for key, ev in plan.evals.items():
-        groups.setdefault(ev.stage if ev.stage else f"base-{ev.model}", []).append(key)
-    for group, keys in groups.items():
+        groups.setdefault(ev.spec.model, []).append(key)
+    for folder, keys in groups.items():
         first = plan.evals[keys[0]]
-        deps = [f"s-{first.stage}"] if first.stage else base_deps(first.model)
         outputs = {f"e-{k}": artefact_dir(study_dir, "eval", f"e-{k}") for k in keys}
-        payload = {
-            "model_dir": str(artefact_dir(study_dir, "stage", f"s-{first.stage}")) if first.stage
-            else base_dir(first.model),
-            "suites": [{"key": f"e-{k}", "suite": plan.evals[k].suite, "options": plan.evals[k].options,
-                        "out": str(outputs[f"e-{k}"])} for k in keys],
-        }
+        spec = EvalGroupSpec(model=folder, suites={f"e-{k}": plan.evals[k].spec.suite for k in keys})
         target = plan.stages[first.stage].label if first.stage else f"{first.model} (base)"
         label = f"{', '.join(plan.evals[k].suite for k in keys)} on {target}"
+        group = f"s-{first.stage}" if first.stage else f"base-{first.model}"
         job_key = f"g-{group}"
-        jobs[job_key] = Job(job_key, "eval", deps, payload, next(iter(outputs.values())), label,
+        jobs[job_key] = Job(job_key, "eval", after(folder), spec, next(iter(outputs.values())), label,
                             {"cpus": 1, "gpus": 1}, outputs)
     return jobs
+
+
+LAYOUT_FILE = "layout.json"
+
+
+def check_layout(study_dir: Path) -> None:
+    """Refuse a study directory written by an earlier layout: its artefacts are keyed by
+    other hashes, so running on would silently redo every job next to the old ones."""
+    marker = study_dir / LAYOUT_FILE
+    if marker.is_file():
+        found = json.loads(marker.read_text(encoding="utf-8")).get("layout")
+        if found == LAYOUT:
+            return
+    elif not (study_dir / "jobs").is_dir():
+        return  # a new study directory
+    else:
+        found = 1
+    raise ConfigError(
+        f"{study_dir}: a study directory of an earlier sftmix layout (layout {found}; this version "
+        f"writes layout {LAYOUT}: artefacts keyed by their resolved settings, paths relative to "
+        "the study directory). Its artefacts cannot be reused under the new keys, and nothing in "
+        "it was changed. Run the study into a new directory (sftmix run STUDY.yaml -o NEW_DIR); "
+        "its results stay readable with 'sftmix results' as they are.")
+
+
+def write_layout(study_dir: Path) -> None:
+    from sftmix import __version__
+    from sftmix.artifacts import write_json_atomic
+
+    write_json_atomic(study_dir / LAYOUT_FILE, {"layout": LAYOUT, "sftmix": __version__})

@@ -6,7 +6,6 @@ written anywhere before the whole study is valid.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +16,6 @@ from sftmix.config import Problems as _Problems
 from sftmix.config import read_yaml, validate
 from sftmix.errors import SftmixError
 from sftmix.study.config import GENERAL, StudyConfig
-
-# Modules that register evaluation suites and data readers; imported so that the
-# names a study uses can be checked against the registries.
-_REGISTRY_MODULES = (
-    "sftmix.eval.tasks.gsm8k",
-    "sftmix.eval.tasks.math_task",
-    "sftmix.eval.tasks.code",
-    "sftmix.eval.tasks.ifeval.task",
-    "sftmix.eval.tasks.mtbench",
-    "sftmix.data.formats",
-)
-
-
-def import_registries() -> None:
-    for name in _REGISTRY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # Only a missing module of the registry list itself is tolerated.
-            if not (exc.name and name.startswith(exc.name)):
-                raise
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -76,31 +54,16 @@ def _check_models(study: StudyConfig, p: _Problems) -> None:
         if model.name in seen:
             p.add(("models", i, "name"), f"duplicate model name {model.name!r}")
         seen.add(model.name)
-        if model.tiny is not None:
-            _check_tiny(model.tiny, ("models", i, "tiny"), p)
-        path = model.path
-        if path is None or path == "smollm2":
-            continue
-        if path.endswith(".gguf"):
-            if not Path(path).is_file():
-                p.add(("models", i, "path"), f"GGUF file not found: {path}")
-        elif not Path(path, "config.json").is_file():
-            p.add(("models", i, "path"), f"expected a Hugging Face model folder (with config.json), a .gguf file or 'smollm2', found {path}")
+        if model.tiny is not None and model.tiny.texts:
+            p.add(("models", i, "tiny", "texts"), "a study's tiny model trains its tokenizer on the "
+                  "study's own data; remove 'texts'")
+        if model.gguf is not None and model.gguf != "smollm2" and not Path(model.gguf).is_file():
+            p.add(("models", i, "gguf"), f"GGUF file not found: {model.gguf}")
+        if model.path is not None and not Path(model.path, "config.json").is_file():
+            p.add(("models", i, "path"), "expected a Hugging Face model folder (with config.json); "
+                  f"found {model.path} (a .gguf file or 'smollm2' is written 'gguf: ...')")
     if len(set(study.seeds)) != len(study.seeds):
         p.add(("seeds",), f"duplicate seeds in {study.seeds}")
-
-
-def _check_tiny(tiny: dict[str, Any], loc: tuple[Any, ...], p: _Problems) -> None:
-    from sftmix.train.config import TinyLlamaConfig
-
-    if "texts" in tiny:
-        p.add((*loc, "texts"), "a study's tiny model trains its tokenizer on the study's own data; remove 'texts'")
-        return
-    try:
-        TinyLlamaConfig(**tiny)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            p.add(loc + tuple(err["loc"]), f"found {err.get('input')!r}, expected: {err['msg']}")
 
 
 def _check_designs(study: StudyConfig, names: set[str], p: _Problems) -> None:
@@ -176,21 +139,17 @@ def _resolve_ref(ref: str, run: str, study: StudyConfig, p: _Problems, loc: tupl
 
 
 def _check_registries(study: StudyConfig, p: _Problems) -> None:
-    import_registries()
+    from sftmix.data.formats import READERS
     from sftmix.eval.base import TASKS
 
     suites = TASKS.names()
     for name, ability in study.abilities.items():
         for i, suite in enumerate(ability.evals):
-            if suites and suite not in suites:
+            if suite not in suites:
                 p.add(("abilities", name, "evals", i), f"unknown evaluation suite {suite!r}; available: {', '.join(suites)}")
     for suite in study.evaluation:
-        if suites and suite not in suites:
+        if suite not in suites:
             p.add(("evaluation", suite), f"unknown evaluation suite {suite!r}; available: {', '.join(suites)}")
-    try:
-        from sftmix.data.formats import READERS  # type: ignore[attr-defined]
-    except ImportError:
-        return
     for name, ability in study.abilities.items():
         if ability.data.format not in READERS:
             p.add(("abilities", name, "data", "format"),
@@ -198,24 +157,19 @@ def _check_registries(study: StudyConfig, p: _Problems) -> None:
 
 
 def _check_training(study: StudyConfig, p: _Problems) -> None:
-    """Shared training settings and per-stage overrides, checked against the trainer's model."""
-    try:
-        from sftmix.train.config import TrainSettings
-    except ImportError:
-        return
-    blocks: list[tuple[tuple[Any, ...], dict[str, Any]]] = [(("training",), study.training)]
+    """Each stage's resolved settings (shared block, then the stage's overrides)."""
+    from sftmix.train.config import resolve_settings
+
+    blocks: list[tuple[tuple[Any, ...], list[Any]]] = [(("training",), [study.training])]
     for r, run in enumerate(study.runs):
         for s, stage in enumerate(run.stages):
-            if stage.training:
-                blocks.append((("runs", r, "stages", s, "training"), {**study.training, **stage.training}))
-    for loc, settings in blocks:
+            blocks.append((("runs", r, "stages", s, "training"), [study.training, stage.training]))
+    for loc, layers in blocks:
         try:
-            TrainSettings(**settings)
+            resolve_settings(*layers)
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 p.add(loc + tuple(err["loc"]), f"found {err.get('input')!r}, expected: {err['msg']}")
-        except (TypeError, ValueError) as exc:
-            p.add(loc, str(exc))
 
 
 def _check_evaluation(study: StudyConfig, p: _Problems) -> None:

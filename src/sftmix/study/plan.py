@@ -25,7 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from sftmix.hashing import config_hash, file_sha256
+from sftmix.secrets import public
 from sftmix.study.config import GENERAL, ModelConfig, StageConfig, StudyConfig
+from sftmix.study.specs import (
+    BaseModelSpec,
+    EvalSpec,
+    MixturePart,
+    MixtureSpec,
+    Replay,
+    StageSpec,
+    SuiteSpec,
+    artefact,
+    spec_key,
+)
+from sftmix.train.config import ModelSource, TrainSettings, resolve_settings
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,13 @@ class StageNode:
     parent: str | None  # key of the stage whose weights it starts from; None: the base model
     model: str
     recipe: Recipe
-    training: dict[str, Any]
+    mixture: str  # key of the stage's mixture
+    spec: StageSpec
     label: str
-    spec: dict[str, Any]  # everything that went into the key, resolved
+
+    @property
+    def training(self) -> TrainSettings:
+        return self.spec.training
 
 
 @dataclass
@@ -76,7 +93,11 @@ class EvalNode:
     model: str
     suite: str
     ability: str
-    options: dict[str, Any]
+    spec: EvalSpec
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.spec.suite.options
 
 
 @dataclass
@@ -96,6 +117,10 @@ class Plan:
     runs: list[RunNode] = field(default_factory=list)
     stages: dict[str, StageNode] = field(default_factory=dict)
     evals: dict[str, EvalNode] = field(default_factory=dict)
+    # Base models to make (by job key) and the folder each named model is used from.
+    models: dict[str, BaseModelSpec] = field(default_factory=dict)
+    model_dirs: dict[str, str] = field(default_factory=dict)
+    mixtures: dict[str, tuple[MixtureSpec, Recipe]] = field(default_factory=dict)
 
     @property
     def naive_stages(self) -> int:
@@ -147,52 +172,66 @@ class Planner:
         self.plan = Plan(study)
         self.hash_files = hash_files
 
-    # -- keys -------------------------------------------------------------------------
-    def _source_identity(self, ability: str) -> dict[str, Any]:
-        data = self.study.abilities[ability].data
-        ident = data.model_dump(mode="json")
-        if self.hash_files and data.path is not None:
-            ident["sha256"] = _sha(data.path)
-        return ident
+    # -- specs and keys ------------------------------------------------------------------
+    def _sha(self, path: str | None) -> str | None:
+        return _sha(path) if self.hash_files and path is not None else None
 
-    def _recipe_spec(self, recipe: Recipe) -> dict[str, Any]:
-        return {
-            "parts": [
-                {"ability": p.ability, "kind": p.kind, "amount": p.amount,
-                 "source": self._source_identity(p.ability)}
-                for p in recipe.parts
-            ],
-            "seed": recipe.seed,
-            "replay": None if recipe.replay is None else
-            {"of": self._recipe_spec(recipe.replay[0]), "fraction": recipe.replay[1]},
-        }
+    def base_model(self, model: ModelConfig) -> str:
+        """The folder the model's first stages start from (made by a job unless a HF folder)."""
+        if model.name in self.plan.model_dirs:
+            return self.plan.model_dirs[model.name]
+        if model.path is not None:
+            folder = model.path  # a Hugging Face folder, used in place
+        else:
+            source = ModelSource.model_validate(model.model_dump(exclude={"name"}, exclude_none=True))
+            spec = BaseModelSpec(model=source)
+            if model.tiny is not None:
+                # The tokenizer is trained on the study's own training texts.
+                spec.texts = [a.data.named(n) for n, a in self.study.abilities.items()]
+                spec.texts_sha256 = [self._sha(a.data.path) for a in self.study.abilities.values()]
+            key = "b-" + spec_key(spec)
+            self.plan.models[key] = spec
+            folder = artefact("model", key)
+        self.plan.model_dirs[model.name] = folder
+        return folder
 
-    def _model_identity(self, model: ModelConfig) -> dict[str, Any]:
-        return model.model_dump(mode="json", exclude_none=True)
+    def mixture(self, recipe: Recipe) -> str:
+        replay = None
+        if recipe.replay is not None:
+            replay = Replay(mixture=artefact("mixture", self.mixture(recipe.replay[0])),
+                            fraction=recipe.replay[1])
+        parts = []
+        for p in recipe.parts:
+            data = self.study.abilities[p.ability].data
+            parts.append(MixturePart(source=data.named(p.ability), sha256=self._sha(data.path),
+                                     kind=p.kind, amount=p.amount))  # type: ignore[arg-type]
+        spec = MixtureSpec(parts=parts, seed=recipe.seed, replay=replay)
+        key = "m-" + spec_key(spec)
+        self.plan.mixtures.setdefault(key, (spec, recipe))
+        return key
 
     def stage(self, model: ModelConfig, parent: str | None, recipe: Recipe, seed: int,
-              overrides: dict[str, Any] | None = None, label: str = "") -> str:
-        training = {**self.study.training, **(overrides or {}), "seed": seed}
-        spec = {
-            "from": parent if parent else {"model": self._model_identity(model)},
-            "data": self._recipe_spec(recipe),
-            "training": training,
-        }
-        key = config_hash(spec)
+              overrides: Any = None, label: str = "") -> str:
+        mixture = self.mixture(recipe)
+        spec = StageSpec(
+            parent=artefact("stage", f"s-{parent}") if parent else self.base_model(model),
+            mixture=artefact("mixture", mixture),
+            training=resolve_settings(self.study.training, overrides or {}, seed=seed))
+        key = spec_key(spec)
         if key not in self.plan.stages:
-            self.plan.stages[key] = StageNode(key, parent, model.name, recipe, training,
-                                              label or recipe.describe(), spec)
+            self.plan.stages[key] = StageNode(key, parent, model.name, recipe, mixture, spec,
+                                              label or recipe.describe())
         return key
 
     def evaluation(self, model: ModelConfig, stage: str | None) -> list[str]:
         keys = []
+        target = artefact("stage", f"s-{stage}") if stage else self.base_model(model)
         for ability, cfg in self.study.abilities.items():
             for suite in cfg.evals:
-                options = dict(self.study.evaluation.get(suite, {}))
-                spec = {"stage": stage or {"model": self._model_identity(model)},
-                        "suite": suite, "options": options}
-                key = config_hash(spec)
-                self.plan.evals.setdefault(key, EvalNode(key, stage, model.name, suite, ability, options))
+                options = public(dict(self.study.evaluation.get(suite, {})))
+                spec = EvalSpec(model=target, suite=SuiteSpec(suite=suite, options=options))
+                key = spec_key(spec)
+                self.plan.evals.setdefault(key, EvalNode(key, stage, model.name, suite, ability, spec))
                 keys.append(key)
         return keys
 

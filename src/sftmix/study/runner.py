@@ -12,9 +12,12 @@ jobs and returns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,11 +25,13 @@ from tqdm import tqdm
 
 from sftmix.artifacts import clean_partials, is_complete, write_json_atomic, write_text_atomic
 from sftmix.config import dump_yaml
+from sftmix.secrets import split, to_env
 from sftmix.study.config import StudyConfig
 from sftmix.study.executor import DONE, RUNNING, Executor, Handle, LocalExecutor
-from sftmix.study.jobs import Job, build_jobs
+from sftmix.study.jobs import Job, build_jobs, check_layout, write_layout
 from sftmix.study.plan import Plan, build_plan
 from sftmix.study.priority import by_priority, remaining_path, stage_weights
+from sftmix.study.specs import KINDS
 from sftmix.study.store import STORE_NAME, ResultsStore
 from sftmix.study.worker import failed_file
 
@@ -54,22 +59,24 @@ def job_file(study_dir: Path, key: str) -> Path:
 def prepare(study: StudyConfig, study_dir: Path, clean: bool = True) -> tuple[Plan, dict[str, Job]]:
     """Plan, then write the study, plan and job files (the study directory is created here).
 
+    ``study_dir`` is made absolute for this process; what is written inside it is relative.
     ``clean=False`` keeps half-built artefacts: jobs still running elsewhere may be building them.
     """
+    study_dir = study_dir.resolve()
+    check_layout(study_dir)
     plan = build_plan(study)
     jobs = build_jobs(plan, study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(study_dir / "study.yaml", dump_yaml(study))
+    write_layout(study_dir)
+    write_text_atomic(study_dir / "study.yaml", dump_yaml(study.public_dump()))
     _remove_stale_job_files(study_dir, set(jobs))
     for job in jobs.values():
         path = job_file(study_dir, job.key)
-        spec = {"key": job.key, "kind": job.kind, "deps": job.deps, "payload": job.payload,
-                "out": str(job.out), "outputs": [str(p) for p in job.outputs.values()],
-                "label": job.label}
+        spec = job.to_file(study_dir)
         if not path.exists() or json.loads(path.read_text()) != spec:
             write_json_atomic(path, spec)
-    for kind_dir in ("models", "mixtures", "stages", "evals") if clean else ():
-        clean_partials(study_dir / kind_dir)
+    for kind in KINDS.values() if clean else ():
+        clean_partials(study_dir / kind.folder)
     return plan, jobs
 
 
@@ -85,9 +92,31 @@ def _remove_stale_job_files(study_dir: Path, keys: set[str]) -> None:
 def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = None,
               progress: bool = True, poll_seconds: float = 0.2) -> Outcome:
     executor = executor or LocalExecutor(study.workers)
-    if hasattr(executor, "run_graph"):  # a cluster scheduler queues the whole graph itself
-        return executor.run_graph(study, study_dir, progress=progress)
-    plan, jobs = prepare(study, study_dir)
+    study_dir = study_dir.resolve()
+    # Secrets reach the workers through their environment only (never a job file).
+    with _environment(to_env(evaluation_secrets(study))):
+        if hasattr(executor, "run_graph"):  # a cluster scheduler queues the whole graph itself
+            return executor.run_graph(study, study_dir, progress=progress)
+        plan, jobs = prepare(study, study_dir)
+        return _run(study, study_dir, plan, jobs, executor, progress, poll_seconds)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _run(study: StudyConfig, study_dir: Path, plan: Plan, jobs: dict[str, Job], executor: Executor,
+         progress: bool, poll_seconds: float) -> Outcome:
     priority = remaining_path(jobs, stage_weights(plan))
     store = ResultsStore(study_dir / STORE_NAME)
     outcome = Outcome()
@@ -145,6 +174,12 @@ def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = N
     return outcome
 
 
+def evaluation_secrets(study: StudyConfig) -> dict[str, object]:
+    """The secret part of each suite's options (suite -> secrets), for the workers' environment."""
+    found = {suite: split(dict(options))[1] for suite, options in study.evaluation.items()}
+    return {suite: secret for suite, secret in found.items() if secret is not None}
+
+
 def _block_dependents(jobs: dict[str, Job], state: dict[str, str], outcome: Outcome) -> None:
     changed = True
     while changed:
@@ -170,6 +205,7 @@ def load_plan(study_dir: Path) -> tuple[StudyConfig, Plan, dict[str, Job]]:
     """The plan of an existing study directory (from the resolved study it holds)."""
     from sftmix.config import load_config
 
+    check_layout(study_dir)
     study = load_config(study_dir / "study.yaml", StudyConfig)
     plan = build_plan(study)
     return study, plan, build_jobs(plan, study_dir)

@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from sftmix.artifacts import is_complete
+from sftmix.study.jobs import check_layout
+from sftmix.study.specs import KINDS
 from sftmix.study.worker import failed_file, running_file
 
 STATES = ("done", "running", "failed", "pending")
@@ -28,15 +30,19 @@ def _alive(pid: int) -> bool:
 
 
 def job_states(study_dir: Path) -> dict[str, dict[str, str]]:
-    """key -> {kind, label, state} from the job files and artefacts alone (no plan needed)."""
+    """key -> {kind, label, state} from the job files and artefacts alone (no plan needed).
+
+    Paths in job files are relative to the study directory, so this works from anywhere.
+    """
+    check_layout(study_dir)
     out: dict[str, dict[str, str]] = {}
     for path in sorted((study_dir / "jobs").glob("*.json")):
         if path.name.endswith(".failed.json"):
             continue
         job = json.loads(path.read_text())
         running = running_file(path)
-        outputs = job.get("outputs") or [job["out"]]
-        if all(is_complete(o) for o in outputs):
+        outputs = list(job.get("outputs", {}).values()) or [job["out"]]
+        if all(is_complete(study_dir / o) for o in outputs):
             state = "done"
         elif running.exists() and running.read_text().strip().isdigit() and _alive(int(running.read_text())):
             state = "running"
@@ -81,7 +87,7 @@ def _add_slurm_states(study_dir: Path, states: dict[str, dict[str, str]]) -> Non
 
 def status_table(states: dict[str, dict[str, str]]) -> str:
     lines = [f"{'':10}" + "".join(f"{s:>9}" for s in STATES)]
-    for kind in ("model", "mixture", "stage", "eval"):
+    for kind in KINDS:
         c = Counter(v["state"] for v in states.values() if v["kind"] == kind)
         lines.append(f"{kind:10}" + "".join(f"{c.get(s, 0):>9}" for s in STATES))
     for key, v in states.items():

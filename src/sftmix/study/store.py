@@ -71,7 +71,7 @@ class ResultsStore:
         """The study, its runs and the work each consists of (status pending unless known)."""
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO study VALUES (?, ?)",
-                      (plan.study.name, canonical_json(plan.study)))
+                      (plan.study.name, canonical_json(plan.study.public_dump())))
             for run in plan.runs:
                 c.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                           (run.name, run.design, run.model, run.seed, canonical_json(run.coords),

@@ -11,83 +11,70 @@ Each publishes its artefact directory atomically; none publishes anything on fai
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sftmix.errors import SftmixError
+from sftmix.study.specs import KINDS, BaseModelSpec, EvalGroupSpec, MixtureSpec, StageSpec
 
 log = logging.getLogger(__name__)
 
 
-def run(kind: str, payload: dict[str, Any], out: Path) -> None:
-    runners = {"model": make_model, "mixture": make_mixture, "stage": train_stage, "eval": evaluate}
-    if kind not in runners:
-        raise SftmixError(f"unknown job kind {kind!r}; available: {', '.join(runners)}")
-    runners[kind](payload, out)
+def run(kind: str, spec: Any, out: Path, label: str = "") -> None:
+    """Run one job; paths in ``spec`` are relative to the current directory (the study's)."""
+    task = getattr(importlib.import_module(__name__), KINDS[kind].task)
+    task(spec, out, label)
 
 
-def make_model(payload: dict[str, Any], out: Path) -> None:
-    from sftmix.train.config import TinyLlamaConfig
-    from sftmix.train.models import build_tiny_llama, import_gguf, smollm2_gguf_path
+def make_model(spec: BaseModelSpec, out: Path, label: str = "") -> None:
+    from sftmix.train.models import make_base_model
 
-    model = payload["model"]
-    if model.get("tiny") is not None:
-        texts = list(_texts(payload["texts"]))
-        tiny = TinyLlamaConfig(**model["tiny"]).model_dump(exclude={"texts"})
-        build_tiny_llama(texts, out, **tiny)
-    else:
-        path = model["path"]
-        import_gguf(smollm2_gguf_path() if path == "smollm2" else Path(path), out)
+    make_base_model(spec.model, out, lambda: _texts(spec))
 
 
-def _texts(sources: list[dict[str, Any]]):
+def _texts(spec: BaseModelSpec) -> Iterator[str]:
     from sftmix.data.sources import load_source
-    from sftmix.data.spec import SourceSpec
 
-    for i, source in enumerate(sources):
-        loaded = load_source(SourceSpec(name=f"source{i}", **source))
-        for ex in loaded.examples:
+    for source in spec.texts:
+        for ex in load_source(source).examples:
             for m in ex.messages:
                 yield m.content
 
 
-def mixture_spec(payload: dict[str, Any], seed: int) -> Any:
+def mixture_spec(spec: MixtureSpec) -> Any:
     """The data layer's MixtureSpec for a stage recipe (sources named by ability)."""
-    from sftmix.data.spec import EntrySpec, MixtureSpec, SourceSpec
+    from sftmix.data.spec import EntrySpec
+    from sftmix.data.spec import MixtureSpec as DataMixtureSpec
 
     sources, entries = [], []
-    for part in payload["parts"]:
-        src = {k: v for k, v in part["source"].items() if k != "sha256"}
-        sources.append(SourceSpec(name=part["ability"], ability=part["ability"], **src))
-        amount = {"fraction": part["amount"]} if part["kind"] == "fraction" else {"count": int(part["amount"])}
-        entries.append(EntrySpec(source=part["ability"], **amount))
-    if payload.get("replay"):
-        entries.append(EntrySpec(mixture_dir=payload["replay"]["mixture"],
-                                 fraction=payload["replay"]["fraction"]))
-    return MixtureSpec(seed=seed, sources=sources, entries=entries)
+    for part in spec.parts:
+        sources.append(part.source)
+        amount = {"fraction": part.amount} if part.kind == "fraction" else {"count": int(part.amount)}
+        entries.append(EntrySpec(source=part.source.name, **amount))
+    if spec.replay is not None:
+        entries.append(EntrySpec(mixture_dir=spec.replay.mixture, fraction=spec.replay.fraction))
+    return DataMixtureSpec(seed=spec.seed, sources=sources, entries=entries)
 
 
-def make_mixture(payload: dict[str, Any], out: Path) -> None:
+def make_mixture(spec: MixtureSpec, out: Path, label: str = "") -> None:
     from sftmix.data.mixing import build_mixture, write_mixture
 
-    spec = mixture_spec(payload, payload["seed"])
-    write_mixture(build_mixture(spec), out)
+    write_mixture(build_mixture(mixture_spec(spec)), out)
 
 
-def train_stage(payload: dict[str, Any], out: Path) -> None:
+def train_stage(spec: StageSpec, out: Path, label: str = "") -> None:
     import json
 
     from sftmix.data.mixing import read_mixture
-    from sftmix.train.config import TrainSettings
     from sftmix.train.stage import run_stage
 
-    mixture = Path(payload["mixture"])
+    mixture = Path(spec.mixture)
     examples = read_mixture(mixture)
-    settings = TrainSettings(**payload["training"])
     manifest = json.loads((mixture / "manifest.json").read_text())
-    run_stage(payload["parent"], examples, settings, out, data_manifest=manifest,
-              name=payload.get("label", "stage"), callbacks=[_failpoint_callback()])
+    run_stage(spec.parent, examples, spec.training, out, data_manifest=manifest,
+              name=label or out.name, callbacks=[_failpoint_callback()])
 
 
 def _failpoint_callback() -> Any:
@@ -105,22 +92,24 @@ def _failpoint_callback() -> Any:
     return Failpoints()
 
 
-def evaluate(payload: dict[str, Any], out: Path) -> None:
+def evaluate(spec: EvalGroupSpec, out: Path, label: str = "") -> None:
     """Every suite of one model: the model is loaded once, complete suites are skipped."""
     from sftmix.artifacts import is_complete
     from sftmix.eval.engine.generation import load_generator
     from sftmix.eval.runner import build_suite, run_suite
+    from sftmix.secrets import merged_from_env
 
     generate = None
-    for item in payload["suites"]:
-        target = Path(item["out"])
+    for key, item in spec.suites.items():
+        target = out.parent / key
         if is_complete(target):
             continue
-        options = dict(item["options"])
+        # Secrets (a judge's API key) come from the environment, never from the job file.
+        options = dict(merged_from_env(item.suite, item.options))
         limit = options.pop("limit", None)
         generator = options.pop("generator", {})
-        task = build_suite(item["suite"], options)
+        task = build_suite(item.suite, options)
         if generate is None:
-            generate = load_generator(payload["model_dir"], progress=False, **generator)
-        run_suite(task, generate, target, suite=item["suite"], limit=limit,
-                  info={"key": item["key"], "model": payload["model_dir"], "options": item["options"]})
+            generate = load_generator(spec.model, progress=False, **generator)
+        run_suite(task, generate, target, suite=item.suite, limit=limit,
+                  info={"key": key, "model": spec.model, "options": item.options})

@@ -1,7 +1,9 @@
 """Run jobs of a study: ``python -m sftmix.study.worker JOB.json`` runs one and exits;
 ``python -m sftmix.study.worker --serve FD`` runs job after job.
 
-A job file says what to build and where. The worker marks the job running
+A job file says what to build and where, with paths relative to its study
+directory (``STUDY/jobs/KEY.json``); the worker runs each job inside that
+directory, so the study runs wherever it is mounted. It marks the job running
 (with its pid) next to the job file and, on failure, leaves a ``.failed.json``
 with the error; the artefact itself is only ever published complete.
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import sys
@@ -38,17 +39,24 @@ def failed_file(job_file: Path) -> Path:
 
 
 def run_job(job_file: Path) -> int:
-    job = json.loads(job_file.read_text())
+    job_file = job_file.resolve()
+    study_dir = job_file.parent.parent
     failed_file(job_file).unlink(missing_ok=True)
     running_file(job_file).write_text(str(os.getpid()))
+    key = job_file.stem
     from sftmix.train.preemption import PREEMPTED_EXIT, Preempted
 
     try:
         from sftmix.study import tasks
+        from sftmix.study.jobs import read_job
 
-        tasks.run(job["kind"], job["payload"], Path(job["out"]))
+        job = read_job(job_file)
+        key = job.key
+        # Inside the study directory every path a job reads or records is relative to it.
+        with contextlib.chdir(study_dir):
+            tasks.run(job.kind, job.spec, job.out.relative_to(study_dir), job.label)
     except Preempted as exc:  # checkpointed on the scheduler's warning; to be run again
-        logging.getLogger(__name__).warning("job %s stopped: %s", job["key"], exc)
+        logging.getLogger(__name__).warning("job %s stopped: %s", key, exc)
         return PREEMPTED_EXIT
     except Exception as exc:
         user = isinstance(exc, SftmixError)
@@ -57,7 +65,7 @@ def run_job(job_file: Path) -> int:
             "error": message,
             "traceback": None if user else traceback.format_exc(),
         })
-        logging.getLogger(__name__).error("job %s failed: %s", job["key"], message)
+        logging.getLogger(__name__).error("job %s failed: %s", key, message)
         return 1
     finally:
         running_file(job_file).unlink(missing_ok=True)

@@ -15,10 +15,11 @@ accumulation is derived: ``global_batch_size / (per_device_batch_size x processe
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from sftmix.config import Amount, StrictModel
 
@@ -149,6 +150,32 @@ class TrainSettings(StrictModel):
                 f"global_batch_size {self.global_batch_size} is not a multiple of "
                 f"per_device_batch_size {self.per_device_batch_size} x {world_size} process(es)")
         return self.global_batch_size // per_step
+
+
+def _overrides_of(model: type[StrictModel]) -> type[StrictModel]:
+    """A model with ``model``'s fields, each optional and unset by default, its checks kept.
+
+    Only the fields written count (``model_dump(exclude_unset=True)``), so a setting given
+    with its default value resolves exactly like one left out.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        optional = copy.copy(info)
+        optional.default, optional.default_factory = None, None
+        fields[name] = (info.annotation | None, optional)
+    return create_model(f"{model.__name__}Overrides", __base__=StrictModel,
+                        __doc__=f"Settings that differ from {model.__name__}'s defaults.", **fields)
+
+
+TrainOverrides = _overrides_of(TrainSettings)
+
+
+def resolve_settings(*layers: StrictModel | dict[str, Any], **fixed: Any) -> TrainSettings:
+    """TrainSettings from override layers (later ones win) and ``fixed`` values on top."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer.model_dump(exclude_unset=True) if isinstance(layer, StrictModel) else layer)
+    return TrainSettings.model_validate({**merged, **fixed})
 
 
 class DataPart(StrictModel):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ import torch
 
 from sftmix.artifacts import building, is_complete
 from sftmix.errors import ConfigError, SftmixError
-from sftmix.train.config import LoraSettings
+from sftmix.train.config import LoraSettings, ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,21 @@ def build_tiny_llama(texts: Iterable[str], out_dir: str | Path, vocab_size: int 
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return out_dir
+
+
+def make_base_model(model: ModelSource, out_dir: str | Path,
+                    texts: Callable[[], Iterable[str]]) -> Path:
+    """The base model ``model`` as a Hugging Face folder: a folder given is checked and used in
+    place; a GGUF file is imported, a tiny Llama built (its tokenizer trained on ``texts()``),
+    into ``out_dir``. A complete ``out_dir`` is reused as is."""
+    if model.path is not None:
+        return check_model_dir(model.path)
+    if model.gguf is not None:
+        return import_gguf(resolve_gguf(model.gguf), out_dir)
+    assert model.tiny is not None
+    if is_complete(out_dir):
+        return Path(out_dir)
+    return build_tiny_llama(texts(), out_dir, **model.tiny.model_dump(exclude={"texts"}))
 
 
 def _swiglu_width(hidden: int) -> int:

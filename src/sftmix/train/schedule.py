@@ -28,7 +28,6 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from sftmix.artifacts import is_complete
 from sftmix.config import Problems, StrictModel, describe_validation_error, parse_amount
 from sftmix.errors import ConfigError
 from sftmix.hashing import config_hash
@@ -212,30 +211,25 @@ def _texts(examples_of: Iterator[Any]) -> Iterator[str]:
 def resolve_base_model(model: ModelSource, out_dir: Path, stages: Sequence[PlannedStage],
                        base_dir: Path | None = None) -> Path:
     """A Hugging Face folder for the schedule's base model (imported or built under ``out_dir``)."""
-    from sftmix.train.models import build_tiny_llama, check_model_dir, import_gguf, resolve_gguf
+    from sftmix.train.models import make_base_model, resolve_gguf
     from sftmix.train.stage import read_file
 
-    def local(p: str) -> Path:
-        return Path(p) if base_dir is None or Path(p).is_absolute() else base_dir / p
+    def local(p: str) -> str:
+        return p if base_dir is None or Path(p).is_absolute() else str(base_dir / p)
 
     if model.path is not None:
-        return check_model_dir(local(model.path))
+        return make_base_model(model.model_copy(update={"path": local(model.path)}), out_dir, iter)
     if model.gguf is not None:
-        gguf = resolve_gguf(model.gguf if model.gguf == "smollm2" else str(local(model.gguf)))
-        return import_gguf(gguf, out_dir / f"base-{config_hash({'gguf': gguf.name})}")
+        gguf = resolve_gguf(model.gguf if model.gguf == "smollm2" else local(model.gguf))
+        return make_base_model(model.model_copy(update={"gguf": str(gguf)}),
+                               out_dir / f"base-{config_hash({'gguf': gguf.name})}", iter)
     assert model.tiny is not None
     tiny = model.tiny
     refs = [FileRef(path=t) if isinstance(t, str) else t for t in tiny.texts] or list(
         {ref.model_dump_json(): ref for s in stages for part in s.config.data for ref in part.files}.values())
     key = config_hash({"tiny": tiny.model_dump(mode="json"), "texts": refs})
-    out = out_dir / f"base-{key}"
-    if is_complete(out):
-        return out
-    examples = (ex for ref in refs for ex in read_file(ref, base_dir)[0])
-    return build_tiny_llama(_texts(examples), out, vocab_size=tiny.vocab_size,
-                            hidden=tiny.hidden, layers=tiny.layers, heads=tiny.heads,
-                            kv_heads=tiny.kv_heads, intermediate=tiny.intermediate,
-                            max_position=tiny.max_position, seed=tiny.seed)
+    return make_base_model(model, out_dir / f"base-{key}",
+                           lambda: _texts(ex for ref in refs for ex in read_file(ref, base_dir)[0]))
 
 
 def run_schedule(config: ScheduleConfig, out_dir: str | Path, *, base_dir: Path | None = None,
