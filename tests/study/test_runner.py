@@ -1,0 +1,100 @@
+"""The scheduler: dependencies first, a failure stops only its dependents, complete work is skipped.
+
+Jobs run in this process through the real worker (``run_job``) on real data and
+a tiny model folder, behind an executor that does each job when it is submitted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sftmix.study.executor import DONE, FAILED, Handle
+from sftmix.study.jobs import Job
+from sftmix.study.load import load_study
+from sftmix.study.runner import run_study
+from sftmix.study.store import STORE_NAME, ResultsStore
+from sftmix.study.worker import run_job
+
+pytestmark = pytest.mark.slow
+
+
+class InlineExecutor:
+    """Runs each job to the end inside ``submit``; records the order."""
+
+    slots = 1
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def submit(self, job: Job, job_file: Path, log_file: Path) -> Handle:
+        self.order.append(job.key)
+        return Handle(job, DONE if run_job(job_file) == 0 else FAILED)
+
+    def poll(self, handle: Handle) -> str:
+        return str(handle.ref)
+
+    def cancel(self, handle: Handle) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sftmix.train.models import build_tiny_llama
+
+    texts = [f"question {i} answer {i * 7}" for i in range(200)]
+    return build_tiny_llama(texts, tmp_path_factory.mktemp("model") / "tiny", vocab_size=300,
+                            hidden=32, layers=1, heads=2)
+
+
+def test_a_failed_mixture_blocks_only_what_needs_it(tmp_path: Path, shared_data: Path, model_dir: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"question": "no answer field"}\n')
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(f"""
+name: sched
+abilities:
+  maths: {{data: {{path: {broken}, format: gsm8k}}, evals: [gsm8k]}}
+  general: {{data: {{path: {shared_data}/general/messages_kto_positive.jsonl, format: messages}}, evals: [gsm8k]}}
+models: [{{name: m, path: {model_dir}}}]
+training: {{max_length: 96, max_steps: 1, global_batch_size: 2, per_device_batch_size: 2, precision: fp32,
+           template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
+evaluation:
+  gsm8k: {{path: {shared_data}/gsm8k/test.jsonl, limit: 1, max_new_tokens: 2}}
+runs:
+  - {{name: bad, stages: [{{name: s, data: [{{ability: maths, count: 4}}]}}]}}
+  - {{name: good, stages: [{{name: s, data: [{{ability: general, count: 4}}]}}]}}
+""")
+    study = load_study(study_file)
+    out = tmp_path / "out"
+    executor = InlineExecutor()
+    outcome = run_study(study, out, executor, progress=False, poll_seconds=0)
+    jobs = {p.stem: json.loads(p.read_text()) for p in (out / "jobs").glob("*.json")
+            if not p.name.endswith(".failed.json")}
+    kind = {k: j["kind"] for k, j in jobs.items()}
+    # Every job ran after the jobs it depends on.
+    for i, key in enumerate(executor.order):
+        assert set(jobs[key]["deps"]) <= set(executor.order[:i])
+    (failed,) = outcome.failed
+    assert kind[failed] == "mixture" and "no answer field" not in failed
+    assert "line 1" in json.loads((out / "jobs" / f"{failed}.failed.json").read_text())["error"]
+    assert sorted(kind[k] for k in outcome.blocked) == ["eval", "stage"]
+    assert sorted(kind[k] for k in outcome.done) == ["eval", "mixture", "stage"]
+    assert not outcome.ok
+    store = ResultsStore(out / STORE_NAME)
+    try:
+        assert [r["run"] for r in store.results()][0] == "runs/good/m/s0"
+        assert store.counts()["stages"] == {"done": 1, "pending": 1}
+    finally:
+        store.close()
+
+    # Run again: the complete work is skipped, and only the failed branch is tried.
+    again = InlineExecutor()
+    second = run_study(study, out, again, progress=False, poll_seconds=0)
+    assert sorted(second.skipped) == sorted(outcome.done)
+    assert again.order == [failed] and second.failed == [failed]
