@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sftmix.config import StrictModel
 from sftmix.hashing import config_hash, file_sha256
 from sftmix.secrets import public
 from sftmix.study.config import GENERAL, ModelConfig, StageConfig, StudyConfig
@@ -39,6 +40,14 @@ from sftmix.study.specs import (
     spec_key,
 )
 from sftmix.train.config import ModelSource, TrainSettings, resolve_settings
+from sftmix.train.strategies import (
+    STRATEGIES,
+    DmtOptions,
+    MixedSequentialOptions,
+    NoOptions,
+    SequentialOptions,
+    Step,
+)
 
 
 @dataclass(frozen=True)
@@ -303,16 +312,27 @@ def _ratio(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
                    {"setup": setup, "k": k})
 
 
+def _recipes(steps: list[Step], seed: int) -> list[Recipe]:
+    """A strategy's steps (:mod:`sftmix.train.strategies`) as recipes of the study's sources."""
+    recipes: list[Recipe] = []
+    for step in steps:
+        parts = [Part(a, take.fraction) for take in step.data for a in take.abilities]
+        replay = (recipes[-1], step.replay) if step.replay is not None else None
+        recipes.append(Recipe.of(parts, seed, replay))
+    return recipes
+
+
 def _strategies(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
     d = pl.study.designs.strategies
     if d is None:
         return
-    abilities, spec = list(pl.study.abilities), pl.study.specialist
+    abilities = list(pl.study.abilities)
 
-    def add(strategy: str, recipes: list[Recipe], **coords: Any) -> None:
+    def add(strategy: str, options: StrictModel, **coords: Any) -> None:
+        steps = STRATEGIES.get(strategy.replace("-", "_")).steps(abilities, options)
         name = f"strategies/{strategy}" + "".join(f"/{_fmt(v)}" for v in coords.values())
-        pl.run(f"{name}/{suffix}", "strategies", model, seed, pl.chain(model, seed, recipes),
-               {"strategy": strategy, **coords})
+        pl.run(f"{name}/{suffix}", "strategies", model, seed,
+               pl.chain(model, seed, _recipes(steps, seed)), {"strategy": strategy, **coords})
 
     if d.baselines:
         for ability in abilities:
@@ -320,16 +340,14 @@ def _strategies(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None
                    pl.chain(model, seed, [Recipe.of([Part(ability, 1.0)], seed)]),
                    {"strategy": f"{ability}-only"})
     if d.multi_task:
-        add("multi-task", [Recipe.of(_full(abilities), seed)])
+        add("multi-task", NoOptions())
     if d.sequential:
-        add("sequential", [Recipe.of([Part(a, 1.0)], seed) for a in d.sequential.order])
-    specialist = Recipe.of(_full(spec), seed)
-    general = [Part(GENERAL, 1.0)]
+        add("sequential", SequentialOptions(order=d.sequential.order))
     if d.mixed_sequential:
-        add("mixed-sequential", [specialist, Recipe.of(general, seed)])
+        add("mixed-sequential", MixedSequentialOptions(general=GENERAL))
     if d.dmt:
         for k in d.dmt.ks:
-            add("dmt", [specialist, Recipe.of(general, seed, (specialist, k))], k=k)
+            add("dmt", DmtOptions(k=k, general=GENERAL), k=k)
 
 
 _DESIGNS: list[Callable[[Planner, ModelConfig, int, str], None]] = [_scaling, _mixed, _ratio, _strategies]

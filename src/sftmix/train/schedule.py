@@ -1,37 +1,26 @@
-"""Training strategies as schedules: lists of stages, each starting from the previous one's weights.
+"""Schedules for ``sftmix train``: lists of stages, each starting from the previous one's weights.
 
 A schedule is ``[stage 1, stage 2, ...]``; every stage is a full SFT run (its own
 data, fresh optimiser and learning-rate schedule) whose parent is the previous
-stage's output, the first one's the base model. The reference study's four
-strategies are built in and registered by name in :data:`STRATEGIES`; any other
-N-stage schedule is written out as ``stages:`` in YAML.
-
-Built-in strategies over per-ability ``sources`` (ability -> mixture folder or
-JSONL file of examples):
-
-* ``multi_task`` -- one stage on the union of all sources;
-* ``sequential`` -- one stage per ability in ``order`` (default code, maths, general);
-* ``mixed_sequential`` -- the specialist sources (all but ``general``) together,
-  then the general source;
-* ``dmt`` -- dual-stage mixed fine-tuning: stage 1 as mixed sequential, stage 2 the
-  general source plus a nested, seeded fraction ``k`` of the specialist pool
-  (k = 0 gives exactly mixed sequential's stage 2).
+stage's output, the first one's the base model. A schedule is either a built-in
+strategy (:mod:`sftmix.train.strategies`, the same ones a study's designs use)
+over per-ability ``sources`` (ability -> data file(s)), or any N-stage schedule
+written out as ``stages:`` in YAML.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import ValidationError
 
-from sftmix.config import Problems, StrictModel, describe_validation_error, parse_amount
+from sftmix.config import Problems, describe_validation_error
 from sftmix.errors import ConfigError
 from sftmix.hashing import config_hash
-from sftmix.registry import Registry
 from sftmix.train.config import (
     DataPart,
     FileRef,
@@ -41,27 +30,11 @@ from sftmix.train.config import (
     StageConfig,
     TrainSettings,
 )
+from sftmix.train.strategies import STRATEGIES, Step
 
 log = logging.getLogger(__name__)
 
-GENERAL = "general"
 Sources = dict[str, FileSpec | list[FileSpec]]
-
-
-@dataclass(frozen=True)
-class Strategy:
-    options: type[StrictModel]
-    build: Callable[[Sources, Any], list[StageConfig]]
-
-
-STRATEGIES: Registry[Strategy] = Registry("training strategy")
-
-
-def _need(sources: Sources, names: Sequence[str], strategy: str) -> None:
-    missing = [n for n in names if n not in sources]
-    if missing:
-        raise ConfigError(f"strategy '{strategy}' needs sources {missing}; the config has "
-                          f"{sorted(sources)}")
 
 
 def _part(sources: Sources, names: Sequence[str], fraction: float = 1.0, seed: int = 0) -> DataPart:
@@ -76,61 +49,15 @@ def _part(sources: Sources, names: Sequence[str], fraction: float = 1.0, seed: i
     return DataPart(path=files, fraction=fraction, seed=seed)
 
 
-def _specialists(sources: Sources, general: str, strategy: str) -> list[str]:
-    _need(sources, [general], strategy)
-    names = [n for n in sources if n != general]
-    if not names:
-        raise ConfigError(f"strategy '{strategy}' needs at least one specialist source besides "
-                          f"'{general}'; the config has {sorted(sources)}")
-    return names
-
-
-class NoOptions(StrictModel):
-    pass
-
-
-class SequentialOptions(StrictModel):
-    order: list[str] = Field(default_factory=lambda: ["code", "maths", "general"], min_length=1)
-
-
-class MixedSequentialOptions(StrictModel):
-    general: str = GENERAL
-
-
-class DmtOptions(StrictModel):
-    k: Annotated[float, BeforeValidator(parse_amount), Field(ge=0, le=1)]
-    general: str = GENERAL
-    seed: int = 0
-
-
-def multi_task(sources: Sources, options: NoOptions) -> list[StageConfig]:
-    return [StageConfig(name="multi_task", data=[_part(sources, [n]) for n in sources])]
-
-
-def sequential(sources: Sources, options: SequentialOptions) -> list[StageConfig]:
-    _need(sources, options.order, "sequential")
-    return [StageConfig(name=n, data=[_part(sources, [n])]) for n in options.order]
-
-
-def mixed_sequential(sources: Sources, options: MixedSequentialOptions) -> list[StageConfig]:
-    specialists = _specialists(sources, options.general, "mixed_sequential")
-    return [StageConfig(name="specialist", data=[_part(sources, specialists)]),
-            StageConfig(name=options.general, data=[_part(sources, [options.general])])]
-
-
-def dmt(sources: Sources, options: DmtOptions) -> list[StageConfig]:
-    specialists = _specialists(sources, options.general, "dmt")
-    # Stage 1 is the same stage as mixed sequential's; stage 2 replays a nested
-    # fraction k of the specialist pool, so a larger k contains a smaller one.
-    replay = _part(sources, specialists, options.k, options.seed)
-    return [StageConfig(name="specialist", data=[_part(sources, specialists)]),
-            StageConfig(name=f"{options.general}_replay", data=[_part(sources, [options.general]), replay])]
-
-
-STRATEGIES.add("multi_task", Strategy(NoOptions, multi_task))
-STRATEGIES.add("sequential", Strategy(SequentialOptions, sequential))
-STRATEGIES.add("mixed_sequential", Strategy(MixedSequentialOptions, mixed_sequential))
-STRATEGIES.add("dmt", Strategy(DmtOptions, dmt))
+def strategy_stages(sources: Sources, steps: Sequence[Step], seed: int = 0) -> list[StageConfig]:
+    """A strategy's steps as stages over the data files of each ability (``sources``)."""
+    stages = []
+    for i, step in enumerate(steps):
+        data = [_part(sources, take.abilities, take.fraction) for take in step.data]
+        if step.replay is not None:
+            data.append(_part(sources, steps[i - 1].abilities, step.replay, seed))
+        stages.append(StageConfig(name=step.name, data=data))
+    return stages
 
 
 @dataclass
@@ -155,7 +82,8 @@ def plan_schedule(config: ScheduleConfig, source: str = "schedule", node: Any = 
             options = strategy.options.model_validate(config.strategy.options)
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc, source, node, ("strategy", "options"))) from None
-        stages = strategy.build(config.sources, options)
+        steps = strategy.steps(list(config.sources), options)
+        stages = strategy_stages(config.sources, steps, getattr(options, "seed", 0))
     else:
         stages = list(config.stages)
     planned = []
