@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sftmix.artifacts import is_complete, read_marker
+from sftmix.artifacts import building, is_complete, read_marker
 from sftmix.data.records import Example
 from sftmix.errors import ConfigError, DataError
 from sftmix.train.config import DataPart, FileRef, TrainSettings
@@ -81,8 +81,8 @@ def test_data_parts_read_mixture_folders_raw_files_and_take_nested_fractions(
         shared_data: Path, tmp_path: Path) -> None:
     examples = _examples(shared_data, 20)
     folder = tmp_path / "mix"
-    folder.mkdir()
-    _write_jsonl(examples, folder / "data.jsonl")
+    with building(folder, {"kind": "mixture"}) as tmp:  # a mixture folder: published complete
+        _write_jsonl(examples, tmp / "data.jsonl")
     quarter, _ = resolve_parts([DataPart(path=str(folder), fraction=0.25, seed=3)])
     half, entries = resolve_parts([DataPart(path=str(folder), fraction=0.5, seed=3)])
     assert len(quarter) == 10 and len(half) == 20

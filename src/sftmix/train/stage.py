@@ -61,9 +61,13 @@ def work_dir(out: Path) -> Path:
 # ---- data -----------------------------------------------------------------------------------
 
 def read_examples(path: str | Path) -> list[Example]:
-    """Examples from a mixture folder (its ``data.jsonl``) or a JSONL file of Examples."""
+    """Examples from a mixture folder (read by the data layer) or a JSONL file of Examples."""
+    from sftmix.data.mixing import read_mixture
+
     path = Path(path)
-    file = path / "data.jsonl" if path.is_dir() else path
+    if path.is_dir():
+        return read_mixture(path)
+    file = path
     if not file.is_file():
         raise DataError(f"{path}: not found (expected a mixture folder with data.jsonl, "
                         "or a JSONL file of examples)")
@@ -151,7 +155,10 @@ def resolve_parts(parts: Sequence[DataPart], base_dir: Path | None = None
 
 
 def ids_hash(examples: Sequence[Example]) -> str:
-    return config_hash([e.id for e in examples])
+    """The data layer's hash of the ordered example ids (as in a mixture's manifest)."""
+    from sftmix.data.manifest import ids_sha256
+
+    return ids_sha256(examples)
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
