@@ -11,7 +11,7 @@ from sftmix.errors import ConfigError
 from sftmix.study.jobs import build_jobs, check_layout, read_job, write_layout
 from sftmix.study.load import load_study
 from sftmix.study.plan import build_plan
-from sftmix.study.specs import KINDS, EvalGroupSpec, MixtureSpec, StageSpec
+from sftmix.study.specs import KINDS, EvalSpec, MixtureSpec, StageSpec
 
 STUDY = """
 name: graph
@@ -46,10 +46,10 @@ def test_every_dependency_comes_first_and_exists(jobs) -> None:
         assert set(job.deps) <= seen, (key, job.deps)
         seen.add(key)
     kinds = [j.kind for j in graph.values()]
-    # One base model, three mixtures (specialist, general + replay, and nothing else),
-    # two stages, and one evaluation job per evaluated model (base, final stage).
+    # One base model, two mixtures (specialist, general + replay), two stages, and one
+    # evaluation job per suite of each evaluated model (base, final stage).
     assert kinds.count("model") == 1 and kinds.count("mixture") == 2
-    assert kinds.count("stage") == 2 and kinds.count("eval") == 2
+    assert kinds.count("stage") == 2 and kinds.count("eval") == 4
     assert all(isinstance(j.spec, KINDS[j.kind].spec) for j in graph.values())
 
 
@@ -79,13 +79,13 @@ def test_job_file_round_trip_is_relative_and_validated(jobs, tmp_path: Path) -> 
     assert all(not Path(p).is_absolute() for p in data["outputs"].values())
     path.write_text(json.dumps(data))
     back = read_job(path)
-    assert isinstance(back.spec, EvalGroupSpec) and back.spec == job.spec
+    assert isinstance(back.spec, EvalSpec) and back.spec == job.spec
     assert back.outputs == job.outputs and back.deps == job.deps and back.out == job.out
     # The same file read through another path to the study directory resolves there.
     moved = tmp_path / "moved"
     study_dir.rename(moved)
     assert read_job(moved / "jobs" / f"{job.key}.json").out == moved / "evals" / next(iter(job.outputs))
-    data["spec"]["suites"] = {"e-x": {"suite": "gsm8k", "options": {}, "extra": 1}}
+    data["spec"]["suite"] = {"suite": "gsm8k", "options": {}, "extra": 1}
     (moved / "jobs" / "bad.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=r"bad.json, field 'spec': not a valid eval job"):
         read_job(moved / "jobs" / "bad.json")

@@ -37,11 +37,12 @@ def test_a_moved_study_reports_complete_and_a_rerun_does_nothing(tmp_path: Path,
 name: moved
 abilities:
   maths: {{data: {{path: {shared_data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
-  general: {{data: {{path: {shared_data}/general/messages_kto_positive.jsonl, format: messages}}, evals: [gsm8k]}}
+  general: {{data: {{path: {shared_data}/general/messages_kto_positive.jsonl, format: messages}}, evals: [ifeval]}}
 models: [{TINY}]
 training: {TRAINING}
 evaluation:
   gsm8k: {{path: {shared_data}/gsm8k/test.jsonl, limit: 2, max_new_tokens: 4}}
+  ifeval: {{path: {shared_data}/eval/ifeval/input_data.jsonl, limit: 2, max_new_tokens: 4}}
 runs:
   - name: two
     stages:
@@ -64,11 +65,11 @@ runs:
     assert status.returncode == 0, status.stderr
     rows = {line.split()[0]: line.split()[1:] for line in status.stdout.splitlines()[1:] if line.strip()}
     assert rows["stage"] == ["2", "0", "0", "0"] and rows["mixture"] == ["2", "0", "0", "0"]
-    assert rows["model"] == ["1", "0", "0", "0"] and rows["eval"] == ["1", "0", "0", "0"]
+    assert rows["model"] == ["1", "0", "0", "0"] and rows["eval"] == ["2", "0", "0", "0"]
 
     again = sftmix("run", str(study), "-o", str(moved), cwd=other)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "jobs: 0 done now, 6 already complete" in again.stdout
+    assert "jobs: 0 done now, 7 already complete" in again.stdout
     assert sftmix("results", str(moved), cwd=other).stdout == before
     assert sftmix("results", str(moved), "--rebuild", cwd=other).stdout == before
 

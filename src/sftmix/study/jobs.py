@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sftmix.artifacts import is_complete
 from sftmix.errors import ConfigError
 from sftmix.study.plan import Plan
-from sftmix.study.specs import KINDS, LAYOUT, EvalGroupSpec, JobSpec, artefact
+from sftmix.study.specs import KINDS, LAYOUT, JobSpec, artefact
 
 
 @dataclass
@@ -116,21 +116,12 @@ def build_jobs(plan: Plan, study_dir: Path) -> dict[str, Job]:
         jobs[job_key] = Job(job_key, "stage", [node.mixture, *after(node.spec.parent)], node.spec,
                             artefact_dir(study_dir, "stage", job_key), node.label,
                             {"cpus": 1, "gpus": 1})
-    # Evaluations of the same model share one job: the model is loaded once for all suites,
-    # and each suite still publishes its own artefact (and is skipped when complete).
-    groups: dict[str, list[str]] = {}
     for key, ev in plan.evals.items():
-        groups.setdefault(ev.spec.model, []).append(key)
-    for folder, keys in groups.items():
-        first = plan.evals[keys[0]]
-        outputs = {f"e-{k}": artefact_dir(study_dir, "eval", f"e-{k}") for k in keys}
-        spec = EvalGroupSpec(model=folder, suites={f"e-{k}": plan.evals[k].spec.suite for k in keys})
-        target = plan.stages[first.stage].label if first.stage else f"{first.model} (base)"
-        label = f"{', '.join(plan.evals[k].suite for k in keys)} on {target}"
-        group = f"s-{first.stage}" if first.stage else f"base-{first.model}"
-        job_key = f"g-{group}"
-        jobs[job_key] = Job(job_key, "eval", after(folder), spec, next(iter(outputs.values())), label,
-                            {"cpus": 1, "gpus": 1}, outputs)
+        job_key = f"e-{key}"
+        target = plan.stages[ev.stage].label if ev.stage else f"{ev.model} (base)"
+        jobs[job_key] = Job(job_key, "eval", after(ev.spec.model), ev.spec,
+                            artefact_dir(study_dir, "eval", job_key), f"{ev.suite} on {target}",
+                            {"cpus": 1, "gpus": 1})
     return jobs
 
 

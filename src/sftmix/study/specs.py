@@ -72,18 +72,13 @@ class SuiteSpec(StrictModel):
 
 
 class EvalSpec(StrictModel):
+    """Evaluate a model on one suite (one job per suite: a failing suite loses no other)."""
+
     model: str  # the evaluated model's folder (relative to the study directory, or absolute)
     suite: SuiteSpec
 
 
-class EvalGroupSpec(StrictModel):
-    """Every evaluation of one model: loaded once, each suite published on its own."""
-
-    model: str
-    suites: dict[str, SuiteSpec]  # artefact key -> suite
-
-
-JobSpec = BaseModelSpec | MixtureSpec | StageSpec | EvalGroupSpec
+JobSpec = BaseModelSpec | MixtureSpec | StageSpec | EvalSpec
 
 
 def spec_key(spec: StrictModel) -> str:
@@ -106,7 +101,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind(name="model", folder="models", prefix="b-", spec=BaseModelSpec, task="make_model"),
     JobKind(name="mixture", folder="mixtures", prefix="m-", spec=MixtureSpec, task="make_mixture"),
     JobKind(name="stage", folder="stages", prefix="s-", spec=StageSpec, task="train_stage"),
-    JobKind(name="eval", folder="evals", prefix="e-", spec=EvalGroupSpec, task="evaluate"),
+    JobKind(name="eval", folder="evals", prefix="e-", spec=EvalSpec, task="evaluate"),
 )}
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sftmix.study.specs import KINDS, BaseModelSpec, EvalGroupSpec, MixtureSpec, StageSpec
+from sftmix.study.specs import KINDS, BaseModelSpec, EvalSpec, MixtureSpec, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -92,24 +92,17 @@ def _failpoint_callback() -> Any:
     return Failpoints()
 
 
-def evaluate(spec: EvalGroupSpec, out: Path, label: str = "") -> None:
-    """Every suite of one model: the model is loaded once, complete suites are skipped."""
-    from sftmix.artifacts import is_complete
+def evaluate(spec: EvalSpec, out: Path, label: str = "") -> None:
+    """One suite on one model."""
     from sftmix.eval.engine.generation import load_generator
     from sftmix.eval.runner import build_suite, run_suite
     from sftmix.secrets import merged_from_env
 
-    generate = None
-    for key, item in spec.suites.items():
-        target = out.parent / key
-        if is_complete(target):
-            continue
-        # Secrets (a judge's API key) come from the environment, never from the job file.
-        options = dict(merged_from_env(item.suite, item.options))
-        limit = options.pop("limit", None)
-        generator = options.pop("generator", {})
-        task = build_suite(item.suite, options)
-        if generate is None:
-            generate = load_generator(spec.model, progress=False, **generator)
-        run_suite(task, generate, target, suite=item.suite, limit=limit,
-                  info={"key": key, "model": spec.model, "options": item.options})
+    # Secrets (a judge's API key) come from the environment, never from the job file.
+    options = dict(merged_from_env(spec.suite.suite, spec.suite.options))
+    limit = options.pop("limit", None)
+    generator = options.pop("generator", {})
+    task = build_suite(spec.suite.suite, options)
+    generate = load_generator(spec.model, progress=False, **generator)
+    run_suite(task, generate, out, suite=spec.suite.suite, limit=limit,
+              info={"key": out.name, "model": spec.model, "options": spec.suite.options})
