@@ -180,3 +180,38 @@ def test_plan_cost_counts_each_distinct_stage_once() -> None:
     dmt_full = next(r for r in plan.runs if r.coords.get("k") == 1.0)
     specialist = single["code"] + single["maths"]
     assert cost.stage_tokens[dmt_full.stages[1]] == pytest.approx(single["general"] + specialist)
+
+
+def test_designs_do_what_is_written_and_plan_says_what_is_implied(tmp_path: Path, shared_data: Path) -> None:
+    from sftmix.study.summary import plan_summary
+
+    text = (PAPER / "rq4_strategies.yaml").read_text()
+    start = text.index("designs:")
+    alone = tmp_path / "dmt.yaml"
+    alone.write_text(text[:start].replace("../../../shared/data", str(shared_data))
+                     + "designs:\n  strategies: {dmt: {ks: [1/64]}}\n")
+    plan = build_plan(load_study(alone))
+    summary = plan_summary(plan)
+    assert "baselines, multi_task, sequential, mixed_sequential run by default" in summary
+    assert len(plan.runs) == 3 + 1 + 1 + 1 + 1
+    off = alone.read_text().replace(
+        "{dmt: {ks: [1/64]}}",
+        "{dmt: {ks: [1/64]}, baselines: false, multi_task: false, sequential: false, mixed_sequential: false}")
+    alone.write_text(off + "  scaling: false\n")
+    plan = build_plan(load_study(alone))
+    assert [r.name for r in plan.runs] == ["strategies/dmt/1/64/model/s0"]
+    assert "by default" not in plan_summary(plan)
+
+
+def test_plan_cost_stops_at_max_steps(tmp_path: Path) -> None:
+    from sftmix.study.cost import plan_cost
+
+    study = load_study(PAPER / "rq2_mixed.yaml")
+    full = plan_cost(build_plan(study))
+    study.training.max_steps = 2
+    capped = plan_cost(build_plan(study))
+    settings = next(iter(build_plan(study).stages.values())).training
+    per_stage = 2 * settings.global_batch_size * settings.max_length
+    assert all(t <= per_stage for t in capped.stage_tokens.values())
+    assert capped.plan_tokens == pytest.approx(sum(min(per_stage, t) for t in full.stage_tokens.values()))
+    assert capped.plan_tokens < full.plan_tokens

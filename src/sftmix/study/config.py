@@ -23,11 +23,23 @@ from sftmix.train.config import ModelSource, TrainOverrides
 log = logging.getLogger(__name__)
 
 GENERAL = "general"
+# Evaluation options that name files (resolved against the study file's folder) ...
+PATH_OPTIONS = ("path", "_file")
+# ... and those among them that a run creates rather than reads.
+CREATED_PATHS = frozenset({"cache_path"})
 
 # A fraction of a source: > 0; values > 1 upsample.
 Fraction_ = Annotated[float, BeforeValidator(parse_amount), Field(gt=0)]
 # A replay or ratio factor k in [0, 1].
 K = Annotated[float, BeforeValidator(parse_amount), Field(ge=0, le=1)]
+
+
+def _off(value: Any) -> Any:
+    return None if value is False else value
+
+
+# A design part that ``false`` (or ``null``) switches off.
+Off = BeforeValidator(_off)
 
 
 class SourceConfig(SourceSpec):
@@ -104,16 +116,21 @@ class StrategiesDesign(StrictModel):
 
     baselines: bool = True
     multi_task: bool = True
-    sequential: SequentialConfig | None = Field(default_factory=SequentialConfig)
+    sequential: Annotated[SequentialConfig | None, Off] = Field(default_factory=SequentialConfig)
     mixed_sequential: bool = True
-    dmt: DmtConfig | None = None
+    dmt: Annotated[DmtConfig | None, Off] = None
+
+    def implied(self) -> list[str]:
+        """The parts that run without being written (on by default)."""
+        parts = ("baselines", "multi_task", "sequential", "mixed_sequential")
+        return [p for p in parts if p not in self.model_fields_set and getattr(self, p)]
 
 
 class Designs(StrictModel):
-    scaling: ScalingDesign | None = None
-    mixed: MixedDesign | None = None
-    ratio: RatioDesign | None = None
-    strategies: StrategiesDesign | None = None
+    scaling: Annotated[ScalingDesign | None, Off] = None
+    mixed: Annotated[MixedDesign | None, Off] = None
+    ratio: Annotated[RatioDesign | None, Off] = None
+    strategies: Annotated[StrategiesDesign | None, Off] = None
 
 
 class DataEntry(StrictModel):
@@ -201,6 +218,5 @@ class StudyConfig(StrictModel):
         self.executor.resolve_paths(base_dir)
         for options in self.evaluation.values():
             for key, value in list(options.items()):
-                if (key.endswith(("path", "_file")) and isinstance(value, str)
-                        and not Path(value).is_absolute()):
-                    options[key] = str((base_dir / value).resolve())
+                if key.endswith(PATH_OPTIONS) and isinstance(value, str):
+                    options[key] = absolute(value)

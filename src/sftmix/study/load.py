@@ -15,22 +15,27 @@ from pydantic import ValidationError
 from sftmix.config import Problems as _Problems
 from sftmix.config import read_yaml, validate
 from sftmix.errors import SftmixError
-from sftmix.study.config import GENERAL, StudyConfig
+from sftmix.study.config import CREATED_PATHS, GENERAL, PATH_OPTIONS, StudyConfig
 
 
 def load_study(path: str | Path) -> StudyConfig:
     path = Path(path)
     data, node = read_yaml(path)
     study = validate(StudyConfig, data, str(path), node)
+    written = study.model_copy(deep=True)
     study.resolve_paths(path.resolve().parent)
-    check_study(study, str(path), node)
+    check_study(study, str(path), node, written)
     return study
 
 
-def check_study(study: StudyConfig, source: str = "<study>", node: yaml.Node | None = None) -> None:
+def check_study(study: StudyConfig, source: str = "<study>", node: yaml.Node | None = None,
+                written: StudyConfig | None = None) -> None:
+    """Every check that spans fields; ``written`` is the study before its paths were resolved,
+    so that a missing file is named as the user wrote it."""
     p = _Problems(source, node)
     names = set(study.abilities)
     _check_sources(study, p)
+    _check_evaluation_paths(study, written or study, p)
     _check_models(study, p)
     _check_designs(study, names, p)
     _check_runs(study, names, p)
@@ -170,6 +175,18 @@ def _check_training(study: StudyConfig, p: _Problems) -> None:
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 p.add(loc + tuple(err["loc"]), f"found {err.get('input')!r}, expected: {err['msg']}")
+
+
+def _check_evaluation_paths(study: StudyConfig, written: StudyConfig, p: _Problems) -> None:
+    """Benchmark files must exist before any training: a typo would otherwise surface at the end."""
+    used = {s for a in study.abilities.values() for s in a.evals}
+    for suite, options in study.evaluation.items():
+        for key, value in options.items():
+            if (suite in used and isinstance(value, str) and key.endswith(PATH_OPTIONS)
+                    and key not in CREATED_PATHS and not Path(value).exists()):
+                as_written = written.evaluation[suite][key]
+                shown = value if as_written == value else f"{as_written} (that is, {value})"
+                p.add(("evaluation", suite, key), f"not found: {shown}")
 
 
 def _check_evaluation(study: StudyConfig, p: _Problems) -> None:
