@@ -149,7 +149,8 @@ def study_tsne(res: StudyResults, n: int, run: str | None = None, seed: int = 0)
     if not is_complete(tuned) or not job.is_file():
         return skipped(key, title, f"The final stage of {run_group(chosen)} is not complete yet.")
     try:
-        base = Path(json.loads(job.read_text())["payload"]["parent"])
+        # A job file names its parent relative to the study directory (or an outside folder).
+        base = res.study_dir / json.loads(job.read_text())["spec"]["parent"]
     except (ValueError, KeyError, TypeError):
         return skipped(key, title, f"{job} does not name the base model folder.")
     if not is_complete(base):
