@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from sftmix.artifacts import building
+from sftmix.data.spec import SourceSpec
 from sftmix.report.data import load_results
 from sftmix.report.provenance import cost_table, environment_table, manifests_table
+from sftmix.study.specs import MixturePart, MixtureSpec
 from sftmix.study.store import STORE_NAME, ResultsStore
 from sftmix.study.tasks import make_mixture
 from tests.report.conftest import make_study, study_dict
@@ -15,13 +17,13 @@ from tests.report.conftest import make_study, study_dict
 
 def test_manifests_and_cost(tmp_path: Path, shared_data: Path) -> None:
     study = make_study(tmp_path, study_dict(shared_data, {"mixed": {"fractions": [1, "1/4"]}}))
-    source = {"hub": None, "on_error": "skip", "filters": []}
-    make_mixture({"parts": [
-        {"ability": "maths", "kind": "count", "amount": 20,
-         "source": {"path": str(shared_data / "gsm8k/train.jsonl"), "format": "gsm8k", **source}},
-        {"ability": "code", "kind": "fraction", "amount": 0.01,
-         "source": {"path": str(shared_data / "code/code_alpaca_2k.json"), "format": "alpaca", **source}}],
-        "seed": 0, "replay": None}, study.dir / "mixtures" / "m-abc")
+    def source(name: str, path: str, fmt: str) -> SourceSpec:
+        return SourceSpec(name=name, ability=name, path=str(shared_data / path), format=fmt, on_error="skip")
+
+    make_mixture(MixtureSpec(parts=[
+        MixturePart(source=source("maths", "gsm8k/train.jsonl", "gsm8k"), kind="count", amount=20),
+        MixturePart(source=source("code", "code/code_alpaca_2k.json", "alpaca"), amount=0.01)],
+        seed=0), study.dir / "mixtures" / "m-abc")
     (study.dir / "jobs").mkdir()
     (study.dir / "jobs" / "m-abc.json").write_text(json.dumps({"label": "maths×20 samples + code×0.01"}))
     store = ResultsStore(study.dir / STORE_NAME)
