@@ -1,12 +1,13 @@
 """Expand a study's designs into runs, and merge every stage and evaluation they share.
 
 A *run* is a chain of stages from a base model; its final weights are evaluated
-on every ability's suites. Each stage gets a content key: the hash of its
-parent (the previous stage's key, or the base model's settings), its data
-recipe (sources with their file hashes, amounts, replay, seed) and its training
-settings. Each evaluation's key hashes the stage's key with the suite and its
-options. Two designs that ask for the same work produce the same key, so it is
-planned, trained and evaluated once:
+on every ability's suites. The planner builds the typed spec of every artefact
+(:mod:`sftmix.study.specs`) once: a stage's spec names its parent (the previous
+stage, or the base model), its mixture (sources with their file hashes, amounts,
+replay, seed) and its fully resolved training settings; an evaluation's names
+the model and the suite with its options (secrets removed). The key of each is
+``spec_key(spec)``. Two designs that ask for the same work produce the same key,
+so it is planned, trained and evaluated once:
 
 * DMT's stage 1 is mixed sequential's stage 1 for every k, and DMT(k=0)'s
   stage 2 is mixed sequential's stage 2;
