@@ -74,7 +74,8 @@ def _study_with_models(tmp: Path, data: Path, texts: list[str]) -> KnownStudy:
     with building(study.dir / "stages" / f"s-{stage}") as out:
         save_tiny_llama(out, texts, seed=1)
     (study.dir / "jobs").mkdir()
-    (study.dir / "jobs" / f"s-{stage}.json").write_text(json.dumps({"payload": {"parent": str(base)}}))
+    # A job file names its parent relative to the study directory.
+    (study.dir / "jobs" / f"s-{stage}.json").write_text(json.dumps({"spec": {"parent": "models/b-test"}}))
     return study
 
 
