@@ -103,3 +103,18 @@ def test_an_old_job_file_or_study_directory_is_named_as_such(tmp_path: Path) -> 
     check_layout(tmp_path / "new")  # nothing there yet: fine
     write_layout(old)
     check_layout(old)
+
+
+def test_run_refuses_an_old_study_directory_and_changes_nothing(tmp_path: Path, shared_data: Path) -> None:
+    from sftmix.study.runner import prepare
+
+    path = tmp_path / "study.yaml"
+    path.write_text(STUDY.format(data=shared_data))
+    old = tmp_path / "old"
+    (old / "jobs").mkdir(parents=True)
+    (old / "study.yaml").write_text("name: graph\n")
+    (old / "jobs" / "s-1.json").write_text("{}")
+    before = sorted((p.relative_to(old), p.read_bytes()) for p in old.rglob("*") if p.is_file())
+    with pytest.raises(ConfigError, match="earlier sftmix layout"):
+        prepare(load_study(path), old)
+    assert sorted((p.relative_to(old), p.read_bytes()) for p in old.rglob("*") if p.is_file()) == before
