@@ -50,6 +50,11 @@ training:
     assert lines[-1] == "final model: out/02-general"
     assert "stage: out/01-specialist" in lines
     assert is_complete(tmp_path / "out" / "01-specialist") and is_complete(tmp_path / "out" / "02-general")
+    # Named stages are links to the keyed folders of a study directory of one run.
+    assert (tmp_path / "out" / "02-general").resolve().parent == (tmp_path / "out" / "stages").resolve()
+    status = _sftmix("status", "out", cwd=tmp_path)
+    assert [line.split()[:2] for line in status.stdout.splitlines()[1:4]] == [
+        ["model", "1"], ["mixture", "2"], ["stage", "2"]]
     # Run again: nothing to do, same answer.
     again = _sftmix("train", "mixed.yaml", "-o", "out", cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.splitlines()[-1] == "final model: out/02-general"

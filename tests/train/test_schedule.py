@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ import yaml
 from sftmix.artifacts import read_marker
 from sftmix.config import load_config
 from sftmix.errors import ConfigError, SftmixError
+from sftmix.study.plan import build_plan
 from sftmix.train.config import ScheduleConfig
-from sftmix.train.schedule import STRATEGIES, plan_schedule, run_schedule
-from sftmix.train.stage import resolve_parts, stage_key
+from sftmix.train.schedule import STRATEGIES, plan_schedule, run_schedule, schedule_study
 from tests.train.helpers import code_alpaca_examples, gsm8k_examples, sharegpt_examples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +51,8 @@ def test_built_in_strategies_are_the_reference_studys() -> None:
     assert _names(_config("mixed_sequential")) == [[(["code", "maths"], 1)], [(["general"], 1)]]
     assert _names(_config("dmt", {"k": "1/256"})) == [
         [(["code", "maths"], 1)], [(["general"], 1), (["code", "maths"], 1 / 256)]]
-    dirs = [s.dirname for s in plan_schedule(_config("dmt", {"k": 0}))]
-    assert dirs == ["01-specialist", "02-general_replay"]
+    names = [s.config.name for s in plan_schedule(_config("dmt", {"k": 0}))]
+    assert names == ["specialist", "general_replay"]
 
 
 def test_strategy_mistakes_name_what_is_wrong() -> None:
@@ -69,21 +70,37 @@ def test_strategy_mistakes_name_what_is_wrong() -> None:
         plan_schedule(bad)
 
 
-def test_dmt_replay_is_nested_in_k_and_k0_is_mixed_sequential(shared_data: Path, tmp_path: Path) -> None:
+def test_a_schedule_is_a_study_of_one_run_and_dmt_replays_stage_one(shared_data: Path, tmp_path: Path) -> None:
     sources = _sources(shared_data, tmp_path)
-    stage2 = {}
-    for k in (0, 0.125, 0.25, 1):
-        stage = plan_schedule(_config("dmt", {"k": k}, sources))[1]
-        stage2[k], _ = resolve_parts(stage.config.data)
-    general = 8
-    assert [len(stage2[k]) - general for k in (0, 0.125, 0.25, 1)] == [0, 4, 8, 32]
-    assert {e.id for e in stage2[0.125]} <= {e.id for e in stage2[0.25]} <= {e.id for e in stage2[1]}
-    mixed = plan_schedule(_config("mixed_sequential", sources=sources))[1]
-    mixed_examples, _ = resolve_parts(mixed.config.data)
-    dmt0 = plan_schedule(_config("dmt", {"k": 0}, sources))[1]
+    plans = {k: build_plan(schedule_study(_config("dmt", {"k": k}, sources))) for k in (0, 0.25, 1)}
+    for k, plan in plans.items():
+        (run,) = plan.runs
+        first, second = (plan.stages[key] for key in run.stages)
+        assert second.parent == first.key and first.recipe == plans[0].stages[run.stages[0]].recipe
+        # Stage 2: the general data plus a nested fraction k of stage 1's mixture.
+        assert [p.ability for p in second.recipe.parts] == ["general"]
+        assert (second.recipe.replay is None) if k == 0 else (second.recipe.replay == (first.recipe, k))
+    mixed = build_plan(schedule_study(_config("mixed_sequential", sources=sources)))
     # Same parent, data and settings: DMT(0)'s stage 2 is the same stage as mixed sequential's.
-    assert stage_key(tmp_path, stage2[0], dmt0.settings) == stage_key(tmp_path, mixed_examples,
-                                                                       mixed.settings)
+    assert mixed.runs[0].stages == plans[0].runs[0].stages
+    study = schedule_study(_config("multi_task", sources=sources))
+    assert {a.data.format for a in study.abilities.values()} == {"messages"}
+    assert study.models[0].tiny is not None and study.training.learning_rate == 1e-3
+
+
+def test_explicit_parts_become_sources_at_their_fraction(tmp_path: Path) -> None:
+    config = ScheduleConfig.model_validate({
+        "model": {"gguf": "smollm2"},
+        "stages": [{"name": "one", "data": [{"path": ["a.jsonl", {"path": "b.json", "format": "alpaca"}],
+                                             "fraction": "1/4"}, {"path": "a.jsonl", "fraction": 0}]}]})
+    study = schedule_study(config, "x y", base_dir=tmp_path)
+    assert study.name == "x_y" and study.models[0].gguf == "smollm2"
+    (stage,) = study.runs[0].stages
+    assert [(e.ability, e.fraction) for e in stage.data] == [("a", 0.25), ("b", 0.25)]
+    assert study.abilities["b"].data.path == str(tmp_path / "b.json")
+    with pytest.raises(ConfigError, match=r"mix\.yaml is a mixture spec; build it first"):
+        schedule_study(ScheduleConfig.model_validate(
+            {"model": {"gguf": "smollm2"}, "stages": [{"name": "s", "data": [{"path": "mix.yaml"}]}]}))
 
 
 @pytest.mark.slow
@@ -107,13 +124,16 @@ def test_an_n_stage_schedule_in_yaml_runs_each_stage_from_the_last(shared_data: 
     schedule = load_config(path, ScheduleConfig)
     outputs = run_schedule(schedule, tmp_path / "run", base_dir=tmp_path)
     assert [p.name for p in outputs] == ["01-maths", "02-code", "03-general"]
+    # Each is a relative link to a keyed stage folder; paths inside the output folder are relative.
+    keyed = [Path(os.readlink(p)) for p in outputs]
+    assert [k.parent for k in keyed] == [Path("stages")] * 3
     resolved = [json.loads((p / "stage_config.json").read_text()) for p in outputs]
-    assert Path(resolved[0]["parent"]).name.startswith("base-")
-    assert [r["parent"] for r in resolved[1:]] == [str(p) for p in outputs[:2]]
+    assert resolved[0]["parent"].startswith("models/b-")
+    assert [r["parent"] for r in resolved[1:]] == [k.as_posix() for k in keyed[:2]]
     assert [r["settings"]["learning_rate"] for r in resolved] == [1e-3, 5e-4, 1e-3]
+    assert [r["name"] for r in resolved] == ["train.maths", "train.code", "train.general"]
     manifests = [json.loads((p / "data_manifest.json").read_text()) for p in outputs]
-    assert [m["examples"] for m in manifests] == [8, 4, 4 + 4]
-    assert manifests[2]["parts"][1]["pool"] == 16
+    assert [m["examples"] for m in manifests] == [8, 4, 4 + 2 + 2]
     # A second run reuses every completed stage.
     markers = [read_marker(p) for p in outputs]
     assert run_schedule(schedule, tmp_path / "run", base_dir=tmp_path) == outputs

@@ -16,9 +16,9 @@ from safetensors.torch import load_file
 from sftmix.artifacts import building, is_complete, read_marker
 from sftmix.data.records import Example
 from sftmix.errors import ConfigError, DataError
-from sftmix.train.config import DataPart, FileRef, TrainSettings
+from sftmix.train.config import TrainSettings
 from sftmix.train.models import build_tiny_llama
-from sftmix.train.stage import last_checkpoint, read_examples, resolve_parts, run_stage, work_dir
+from sftmix.train.stage import last_checkpoint, read_examples, run_stage, work_dir
 from sftmix.train.trainer import read_train_log
 from tests.train.helpers import code_alpaca_examples, gsm8k_examples
 
@@ -77,39 +77,15 @@ def test_stage_publishes_weights_tokenizer_config_manifest_and_log(shared_data: 
         run_stage(base, examples[:-1], settings, out, name="s1")
 
 
-def test_data_parts_read_mixture_folders_raw_files_and_take_nested_fractions(
-        shared_data: Path, tmp_path: Path) -> None:
-    examples = _examples(shared_data, 20)
+def test_a_mixture_folder_is_read_through_the_data_layer(shared_data: Path, tmp_path: Path) -> None:
+    examples = _examples(shared_data, 3)
     folder = tmp_path / "mix"
     with building(folder, {"kind": "mixture"}) as tmp:  # a mixture folder: published complete
         _write_jsonl(examples, tmp / "data.jsonl")
-    quarter, _ = resolve_parts([DataPart(path=str(folder), fraction=0.25, seed=3)])
-    half, entries = resolve_parts([DataPart(path=str(folder), fraction=0.5, seed=3)])
-    assert len(quarter) == 10 and len(half) == 20
-    assert {e.id for e in quarter} <= {e.id for e in half}
-    assert entries[0]["pool"] == 40 and entries[0]["files"][0]["sha256"]
-    none, _ = resolve_parts([DataPart(path=str(folder), fraction=0)])
-    assert none == []
-    raw = FileRef(path=str(shared_data / "gsm8k" / "train.jsonl"), format="gsm8k")
-    got, entries = resolve_parts([DataPart(path=raw, fraction=0.001)])
-    assert len(got) == 7 and all(e.ability == "maths" for e in got)
-    assert entries[0]["files"][0]["format"] == "gsm8k"
-
-
-def test_a_mixture_spec_is_built_as_stage_data(shared_data: Path, tmp_path: Path) -> None:
-    spec = tmp_path / "mix.yaml"
-    spec.write_text(f"""
-seed: 1
-sources:
-  - {{name: gsm8k, path: {shared_data / 'gsm8k' / 'train.jsonl'}, format: gsm8k, ability: maths}}
-  - {{name: code, path: {shared_data / 'code' / 'code_alpaca_2k.json'}, format: alpaca, ability: code, on_error: skip}}
-entries:
-  - {{source: gsm8k, count: 6}}
-  - {{source: code, count: 4}}
-""")
-    examples, entries = resolve_parts([DataPart(path="mix.yaml")], base_dir=tmp_path)
-    assert len(examples) == 10 and sorted({e.ability for e in examples}) == ["code", "maths"]
-    assert entries[0]["files"][0]["spec_hash"]
+    assert [e.id for e in read_examples(folder)] == [e.id for e in examples]
+    (folder / "COMPLETE.json").unlink()
+    with pytest.raises(DataError, match="not a complete mixture folder"):
+        read_examples(folder)
 
 
 def test_bad_data_is_a_user_error(tmp_path: Path) -> None:
@@ -207,18 +183,3 @@ def test_max_steps_caps_the_epochs_and_never_adds_any(shared_data: Path, tmp_pat
         records = read_train_log(out / "train_log.jsonl")
         assert [r["step"] for r in records] == list(range(1, steps + 1))
         assert records[-1]["epoch"] <= 1.0
-
-
-def test_a_raw_file_is_read_once_per_process_and_labelled_with_its_ability(
-        shared_data: Path, caplog: pytest.LogCaptureFixture) -> None:
-    import logging
-
-    code = FileRef(path=str(shared_data / "code" / "code_alpaca_2k.json"), format="alpaca",
-                   on_error="skip", ability="code")
-    with caplog.at_level(logging.INFO, logger="sftmix.data.sources"):
-        first, _ = resolve_parts([DataPart(path=code, fraction="1/64")])
-        again, _ = resolve_parts([DataPart(path=code, fraction="1/16")])
-    reads = [r.getMessage() for r in caplog.records if "read," in r.getMessage()]
-    assert reads == ["source code_alpaca_2k: 2017 read, 2 skipped, 2015 kept"]
-    assert {e.id for e in first} < {e.id for e in again}
-    assert {e.ability for e in again} == {"code"} and first[0].id.startswith("code_alpaca_2k:")

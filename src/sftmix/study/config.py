@@ -55,7 +55,7 @@ class SourceConfig(SourceSpec):
 
 class AbilityConfig(StrictModel):
     data: SourceConfig
-    evals: list[str] = Field(min_length=1, description="evaluation suites that measure this ability")
+    evals: list[str] = Field(default_factory=list, description="evaluation suites that measure this ability")
 
 
 class ModelConfig(ModelSource):

@@ -1,4 +1,9 @@
-"""``sftmix train CONFIG.yaml [-o DIR]``: run one schedule of training stages."""
+"""``sftmix train CONFIG.yaml [-o DIR]``: run one schedule of training stages.
+
+The schedule runs as a study of one run (``sftmix.train.schedule.run_schedule``):
+the output folder is a study directory, each stage published at ``stages/s-<key>`` and
+shown as ``NN-<name>``, a link to it.
+"""
 
 from __future__ import annotations
 
@@ -53,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if state.is_main_process:
         names = ", ".join(s.dirname for s in stages)
         print(f"training {len(stages)} stage(s) into {out}: {names}", flush=True)
-    outputs = run_schedule(config, out, base_dir=base_dir, source=source, overwrite=args.overwrite)
+    outputs = run_schedule(config, out, base_dir=base_dir, source=source, name=args.config.stem,
+                           overwrite=args.overwrite)
     if state.is_main_process:
         for path in outputs:
-            print(f"stage: {path}")
-        print(f"final model: {outputs[-1]}")
+            print(f"stage: {out / path.name}")
+        print(f"final model: {out / outputs[-1].name}")
     return 0

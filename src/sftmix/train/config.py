@@ -31,10 +31,9 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 
 class FileRef(StrictModel):
-    """A data file: without ``format``, a mixture folder (``data.jsonl``), a JSONL file of
-    examples, or a mixture spec (``.yaml``, built by the data layer); with ``format`` (a
-    reader of ``sftmix.data``, e.g. gsm8k, alpaca, sharegpt), a raw dataset file read and
-    validated by the data layer."""
+    """A data file: without ``format``, a mixture folder (``sftmix data mix``) or a JSONL file
+    of examples, read as chat messages; with ``format`` (a reader of ``sftmix.data``, e.g.
+    gsm8k, alpaca, sharegpt), a raw dataset file read and validated by the data layer."""
 
     path: str
     format: str | None = None
@@ -179,13 +178,14 @@ def resolve_settings(*layers: StrictModel | dict[str, Any], **fixed: Any) -> Tra
 
 
 class DataPart(StrictModel):
-    """Part of a stage's data: one or more files taken as one pool, of which a seeded nested
-    ``fraction`` is used (> 1 upsamples, 0 takes nothing). DMT's replay is such a part:
-    a fraction k of the specialist pool."""
+    """Part of a stage's data: one or more files, each taken at ``fraction`` (a number or a
+    quoted fraction such as ``"1/64"``; > 1 upsamples, 0 takes nothing). The draw is nested
+    and seeded by the training seed, as in a study."""
 
     path: FileSpec | list[FileSpec]
     fraction: Amount = 1.0
-    seed: int = 0
+    seed: int = Field(0, description="no longer used (parts are drawn with the training seed); "
+                                     "read for older files")
 
     @property
     def files(self) -> list[FileRef]:

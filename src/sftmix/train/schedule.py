@@ -11,26 +11,30 @@ written out as ``stages:`` in YAML.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from sftmix.config import Problems, describe_validation_error
 from sftmix.errors import ConfigError
-from sftmix.hashing import config_hash
 from sftmix.train.config import (
     DataPart,
     FileRef,
     FileSpec,
-    ModelSource,
     ScheduleConfig,
     StageConfig,
     TrainSettings,
+    resolve_settings,
 )
 from sftmix.train.strategies import STRATEGIES, Step
+
+if TYPE_CHECKING:
+    from sftmix.study.config import StudyConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ class PlannedStage:
 
     @property
     def dirname(self) -> str:
+        """The name under which the stage appears in the output folder."""
         return f"{self.index:02d}-{self.config.name}"
 
 
@@ -130,59 +135,139 @@ def check_files(config: ScheduleConfig, base_dir: Path, source: str = "schedule"
     problems.raise_if_any()
 
 
-def _texts(examples_of: Iterator[Any]) -> Iterator[str]:
-    for example in examples_of:
-        for message in example.messages:
-            yield message.content
-
-
-def resolve_base_model(model: ModelSource, out_dir: Path, stages: Sequence[PlannedStage],
-                       base_dir: Path | None = None) -> Path:
-    """A Hugging Face folder for the schedule's base model (imported or built under ``out_dir``)."""
-    from sftmix.train.models import make_base_model, resolve_gguf
-    from sftmix.train.stage import read_file
+def schedule_study(config: ScheduleConfig, name: str = "train", base_dir: Path | None = None,
+                   source: str = "schedule") -> StudyConfig:
+    """The schedule as a study of one run: its files become abilities' sources, its stages
+    (or its strategy's steps, DMT's replay included) the run's stages."""
+    from sftmix.study.config import ModelConfig, StudyConfig
 
     def local(p: str) -> str:
         return p if base_dir is None or Path(p).is_absolute() else str(base_dir / p)
 
-    if model.path is not None:
-        return make_base_model(model.model_copy(update={"path": local(model.path)}), out_dir, iter)
-    if model.gguf is not None:
-        gguf = resolve_gguf(model.gguf if model.gguf == "smollm2" else local(model.gguf))
-        return make_base_model(model.model_copy(update={"gguf": str(gguf)}),
-                               out_dir / f"base-{config_hash({'gguf': gguf.name})}", iter)
-    assert model.tiny is not None
-    tiny = model.tiny
-    refs = [FileRef(path=t) if isinstance(t, str) else t for t in tiny.texts] or list(
-        {ref.model_dump_json(): ref for s in stages for part in s.config.data for ref in part.files}.values())
-    key = config_hash({"tiny": tiny.model_dump(mode="json"), "texts": refs})
-    return make_base_model(model, out_dir / f"base-{key}",
-                           lambda: _texts(ex for ref in refs for ex in read_file(ref, base_dir)[0]))
+    abilities: dict[str, dict[str, Any]] = {}
+    known: dict[tuple[str, str | None, str], str] = {}
+
+    def ability(ref: FileRef, hint: str) -> str:
+        source_ = _source(ref, local(ref.path), source)
+        ident = (source_["path"], source_["format"], source_["on_error"])
+        if ident not in known:
+            base = re.sub(r"\W", "_", hint) or "data"
+            label, n = base, 1
+            while label in abilities:
+                n += 1
+                label = f"{base}_{n}"
+            abilities[label] = {"data": source_}
+            known[ident] = label
+        return known[ident]
+
+    stages: list[dict[str, Any]] = []
+    if config.strategy is not None:
+        strategy = STRATEGIES.get(config.strategy.name)
+        options = strategy.options.model_validate(config.strategy.options)
+        files = {n: _refs(v) for n, v in config.sources.items()}
+        for i, step in enumerate(strategy.steps(list(config.sources), options)):
+            data = [{"ability": ability(ref, n), "fraction": take.fraction}
+                    for take in step.data for n in take.abilities for ref in files[n]]
+            stage: dict[str, Any] = {"name": step.name, "data": data}
+            if step.replay:
+                stage["replay"] = {"stage": stages[i - 1]["name"], "fraction": step.replay}
+            stages.append(stage)
+    for stage_config in config.stages:
+        data = []
+        for part in stage_config.data:
+            if part.seed:
+                log.warning("stage %s: a part's 'seed' is no longer used; parts are drawn with the "
+                            "training seed", stage_config.name)
+            data.extend({"ability": ability(ref, Path(ref.path).stem), "fraction": part.fraction}
+                        for ref in part.files if part.fraction > 0)
+        stages.append({"name": stage_config.name, "data": data, "training": stage_config.training})
+    model = config.model.model_dump(exclude_unset=True, exclude_none=True)
+    for key in ("path", "gguf"):
+        if key in model and model[key] != "smollm2":
+            model[key] = local(model[key])
+    if config.model.tiny is not None and config.model.tiny.texts:
+        # The tokenizer reads every source of the study: the run's data and these texts.
+        for ref in _refs(config.model.tiny.texts):
+            ability(ref, "texts")
+        model["tiny"].pop("texts")
+    seed = resolve_settings(config.training).seed
+    return StudyConfig.model_validate({
+        "name": re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "train",
+        "abilities": abilities, "models": [ModelConfig.model_validate({"name": "model", **model})],
+        "seeds": [seed], "training": config.training,
+        "runs": [{"name": "train", "stages": stages}]})
+
+
+def _refs(value: FileSpec | list[FileSpec]) -> list[FileRef]:
+    items = value if isinstance(value, list) else [value]
+    return [FileRef(path=f) if isinstance(f, str) else f for f in items]
+
+
+def _source(ref: FileRef, path: str, source: str) -> dict[str, Any]:
+    """A data layer source for a schedule's file: a raw file with its reader, or examples
+    (a JSONL file of them, or a mixture folder) read as chat messages."""
+    if ref.format is not None:
+        return {"path": path, "format": ref.format, "on_error": ref.on_error}
+    if Path(path).suffix in (".yaml", ".yml"):
+        raise ConfigError(f"{source}: data file {ref.path} is a mixture spec; build it first "
+                          f"(sftmix data mix {ref.path} -o FOLDER) and give the folder")
+    if Path(path).is_dir():
+        path = str(Path(path) / "data.jsonl")
+    return {"path": path, "format": "messages", "on_error": ref.on_error}
 
 
 def run_schedule(config: ScheduleConfig, out_dir: str | Path, *, base_dir: Path | None = None,
-                 source: str = "schedule", callbacks: Sequence[Any] = (),
-                 overwrite: bool = False) -> list[Path]:
-    """Run every stage in order (completed ones are reused); returns the stage folders.
+                 source: str = "schedule", name: str = "train", overwrite: bool = False) -> list[Path]:
+    """Run the schedule as a study of one run, in this process (under ``accelerate launch``
+    every process trains each stage; the main one makes models and mixtures). Complete
+    artefacts are reused. Returns the run's stages as ``<out>/NN-<name>``, links to their
+    keyed folders.
 
-    ``overwrite`` replaces a stage folder that holds a stage trained from other inputs.
+    ``overwrite`` is accepted for older scripts: stage folders are keyed by their inputs,
+    so none ever holds a stage trained from other ones.
     """
-    from sftmix.train.stage import process_state, resolve_parts, run_stage
+    import contextlib
 
-    out_dir = Path(out_dir)
-    stages = plan_schedule(config, source)
+    from sftmix.study import tasks
+    from sftmix.study.jobs import build_jobs
+    from sftmix.study.load import check_study
+    from sftmix.study.plan import build_plan
+    from sftmix.study.runner import prepare
+    from sftmix.train.stage import process_state
+
+    out_dir = Path(out_dir).resolve()
+    study = schedule_study(config, name, base_dir, source)
+    check_study(study, source)
     state = process_state()
-    # Only the main process builds or imports the base model; the others wait for it.
     if state.is_main_process:
-        parent = resolve_base_model(config.model, out_dir, stages, base_dir)
+        plan, jobs = prepare(study, out_dir)
     state.wait_for_everyone()
-    parent = resolve_base_model(config.model, out_dir, stages, base_dir)
-    outputs = []
-    for stage in stages:
-        examples, parts = resolve_parts(stage.config.data, base_dir)
-        log.info("stage %d/%d %s: %d examples", stage.index, len(stages), stage.config.name, len(examples))
-        parent = run_stage(parent, examples, stage.settings, out_dir / stage.dirname,
-                           data_manifest={"parts": parts}, callbacks=callbacks, name=stage.config.name,
-                           overwrite=overwrite)
-        outputs.append(parent)
-    return outputs
+    if not state.is_main_process:
+        plan = build_plan(study)
+        jobs = build_jobs(plan, out_dir)
+    for job in jobs.values():
+        if not job.complete and (job.kind == "stage" or state.is_main_process):
+            log.info("%s: %s", job.kind, job.label)
+            with contextlib.chdir(out_dir):
+                tasks.run(job.kind, job.spec, job.out.relative_to(out_dir), job.label)
+        state.wait_for_everyone()
+    (run,) = plan.runs
+    named = []
+    for index, (stage, key) in enumerate(zip(study.runs[0].stages, run.stages, strict=True), start=1):
+        named.append(out_dir / f"{index:02d}-{stage.name}")
+        if state.is_main_process:
+            _link(named[-1], Path("stages") / f"s-{key}")
+    state.wait_for_everyone()
+    return named
+
+
+def _link(path: Path, target: Path) -> None:
+    """``path`` -> ``target`` (relative, so the folder can move), replaced atomically."""
+    if path.exists() and not path.is_symlink():
+        log.warning("%s is a folder of an earlier sftmix; the stage is at %s", path,
+                    path.parent / target)
+        return
+    tmp = path.with_name(path.name + ".partial-link")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, path)

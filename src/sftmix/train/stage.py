@@ -32,9 +32,9 @@ from typing import Any
 from sftmix.artifacts import building, is_complete, read_marker
 from sftmix.data.records import Example
 from sftmix.errors import ConfigError, DataError, SftmixError, decode_line, json_problem
-from sftmix.hashing import config_hash, file_sha256
+from sftmix.hashing import config_hash
 from sftmix.templates import get_template
-from sftmix.train.config import DataPart, FileRef, TrainSettings
+from sftmix.train.config import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -84,74 +84,6 @@ def read_examples(path: str | Path) -> list[Example]:
                 raise DataError(f"{file}, line {number}: not an example record ({problem}); expected "
                                 "one JSON object with id, ability, source and messages") from None
     return examples
-
-
-def read_file(ref: FileRef, base_dir: Path | None = None) -> tuple[list[Example], dict[str, Any]]:
-    """The examples of one data file and its manifest entry (path as written, sha256).
-
-    A ``.yaml`` file is a mixture spec of the data layer, built here (nothing is written).
-    """
-    path = Path(ref.path) if base_dir is None or Path(ref.path).is_absolute() else base_dir / ref.path
-    if path.suffix in (".yaml", ".yml"):
-        from sftmix.data.mixing import build_mixture
-        from sftmix.data.spec import load_mixture_spec
-
-        mixture = build_mixture(load_mixture_spec(path), base_dir=path.parent)
-        return list(mixture.examples), {"path": ref.path, "sha256": file_sha256(path),
-                                        "spec_hash": mixture.manifest.get("spec_hash"),
-                                        "examples": len(mixture.examples)}
-    if ref.format is None:
-        examples = read_examples(path)
-        data_file = path / "data.jsonl" if path.is_dir() else path
-        return examples, {"path": ref.path, "sha256": file_sha256(data_file), "examples": len(examples)}
-    examples, skipped = _read_raw(path, ref.format, ref.on_error, ref.ability)
-    return list(examples), {"path": ref.path, "format": ref.format, "skipped": skipped,
-                            "sha256": file_sha256(path) if path.is_file() else None,
-                            "examples": len(examples)}
-
-
-# Raw files already read in this process: every stage of a schedule (and every run of a
-# study in one worker) pools the same sources, and reading GSM8K takes seconds.
-_RAW_CACHE: dict[tuple[Any, ...], tuple[tuple[Example, ...], Any]] = {}
-
-
-def _read_raw(path: Path, fmt: str, on_error: str, ability: str | None
-              ) -> tuple[tuple[Example, ...], Any]:
-    from sftmix.data.sources import load_source
-    from sftmix.data.spec import SourceSpec, name_for_file
-
-    stat = path.stat() if path.exists() else None
-    key = (str(path.resolve()), fmt, on_error, ability, stat and (stat.st_mtime_ns, stat.st_size))
-    if key not in _RAW_CACHE:
-        loaded = load_source(SourceSpec(name=name_for_file(str(path)), path=str(path), format=fmt,
-                                        on_error=on_error, ability=ability))
-        _RAW_CACHE[key] = (tuple(loaded.examples), loaded.report().get("skipped"))
-    return _RAW_CACHE[key]
-
-
-def resolve_parts(parts: Sequence[DataPart], base_dir: Path | None = None
-                  ) -> tuple[list[Example], list[dict[str, Any]]]:
-    """The examples of a stage's data parts and a manifest entry for each part.
-
-    A part pools its files in order, then takes the data layer's nested, seeded
-    subset of ``fraction`` of the pool (``fraction`` 0 takes nothing: DMT with k = 0).
-    """
-    from sftmix.data.sampling import nested_indices
-
-    examples: list[Example] = []
-    entries = []
-    for part in parts:
-        pool: list[Example] = []
-        files = []
-        for ref in part.files:
-            found, entry = read_file(ref, base_dir)
-            pool.extend(found)
-            files.append(entry)
-        chosen = nested_indices(len(pool), part.fraction, part.seed) if part.fraction > 0 else []
-        examples.extend(pool[i] for i in chosen)
-        entries.append({"files": files, "pool": len(pool), "fraction": part.fraction,
-                        "seed": part.seed, "examples": len(chosen)})
-    return examples, entries
 
 
 def ids_hash(examples: Sequence[Example]) -> str:
