@@ -24,7 +24,6 @@ asks for what is missing.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import shutil
@@ -40,46 +39,20 @@ from sftmix.eval.base import TASKS, GenerateFn, ItemResult, Task
 from sftmix.eval.stats import summarise
 from sftmix.eval.task_options import DEFAULT_PATHS
 from sftmix.hashing import canonical_json, config_hash
+from sftmix.secrets import public
 
 log = logging.getLogger(__name__)
 
-# Modules that register suites in TASKS; a module not present in this install is skipped.
-SUITE_MODULES = (
-    "sftmix.eval.tasks.gsm8k",
-    "sftmix.eval.tasks.math_task",
-    "sftmix.eval.tasks.code",
-    "sftmix.eval.tasks.ifeval.task",
-    "sftmix.eval.tasks.mtbench",
-)
-SECRET_KEYS = ("api_key",)
-
-
-def import_suites() -> None:
-    for name in SUITE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and name.startswith(exc.name)):
-                raise
-
-
 def suite_names() -> list[str]:
-    import_suites()
     return TASKS.names()
 
 
 def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options as plain JSON with secrets removed: what is hashed and written to disk."""
-    def scrub(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: scrub(v) for k, v in value.items() if k not in SECRET_KEYS}
-        return value
-
-    return scrub(json.loads(canonical_json(dict(options))))
+    """Options as plain JSON with secrets removed (``sftmix.secrets``): what is hashed and written."""
+    return public(json.loads(canonical_json(dict(options))))
 
 
 def build_suite(suite: str, options: Mapping[str, Any] | None = None) -> Task:
-    import_suites()
     return TASKS.get(suite)(**dict(options or {}))
 
 
