@@ -75,7 +75,7 @@ def test_a_bad_config_exits_2_with_file_line_and_field(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()  # nothing is created before the file is valid
 
 
-def test_set_overrides_any_field_and_overwrite_replaces_other_inputs(
+def test_set_overrides_any_field_and_other_inputs_make_another_stage(
         shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     from sftmix.cli import main
@@ -99,11 +99,12 @@ training: {max_length: 1024, epochs: 1, global_batch_size: 1, per_device_batch_s
     log = (tmp_path / "out" / "01-only" / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 1
     quarter = [*args, "--set", "stages[0].data[0].fraction=1/4"]
-    assert main(quarter) == 2
-    assert "holds a complete stage trained from other inputs" in capsys.readouterr().err
-    assert main([*quarter, "--overwrite"]) == 0
+    # Other inputs are another keyed stage: the name follows it, the first one stays.
+    assert main(quarter) == 0
     manifest = json.loads((tmp_path / "out" / "01-only" / "data_manifest.json").read_text())
     assert manifest["examples"] == 4
+    assert len(list((tmp_path / "out" / "stages").iterdir())) == 2
+    assert main([*quarter, "--overwrite"]) == 0  # accepted for older scripts; nothing to replace
     assert main([*args, "--set", "training.max_steps=0"]) == 2
     assert ("one.yaml as set by --set training.max_steps=0, field 'training.max_steps': found 0"
             in capsys.readouterr().err)
