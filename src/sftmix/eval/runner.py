@@ -43,6 +43,11 @@ from sftmix.secrets import public
 
 log = logging.getLogger(__name__)
 
+def import_suites() -> None:
+    """Import every benchmark module (the registry finds them under ``sftmix.eval.tasks``)."""
+    TASKS.names()
+
+
 def suite_names() -> list[str]:
     return TASKS.names()
 
