@@ -81,9 +81,17 @@ class EvalSpec(StrictModel):
 JobSpec = BaseModelSpec | MixtureSpec | StageSpec | EvalSpec
 
 
+# Settings that change how a step is computed, not what it computes (as in
+# ``sftmix.train.stage.stage_key``): a stage keeps its key whatever kernel trains it.
+COMPUTE_ONLY = frozenset({"attention", "compile"})
+
+
 def spec_key(spec: StrictModel) -> str:
     """The key of what ``spec`` produces: the hash of the resolved spec."""
-    return config_hash(spec.model_dump(mode="json"))
+    data = spec.model_dump(mode="json")
+    if isinstance(spec, StageSpec):
+        data["training"] = {k: v for k, v in data["training"].items() if k not in COMPUTE_ONLY}
+    return config_hash(data)
 
 
 class JobKind(StrictModel):

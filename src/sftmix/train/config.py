@@ -100,7 +100,24 @@ class LoraSettings(StrictModel):
     merge_on_save: bool = True
 
 
-class TrainSettings(StrictModel):
+class ByName:
+    """Read access by field name, as the plain dict these settings once were: ``s["epochs"]``,
+    ``s.get("epochs", 3.0)`` (a field that is unset or None counts as missing)."""
+
+    def __getitem__(self, name: str) -> Any:
+        value = getattr(self, name) if name in type(self).model_fields else None  # type: ignore[attr-defined]
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+class TrainSettings(StrictModel, ByName):
     """How one stage trains. Every field has the reference study's (or FastChat's) default."""
 
     template: str | dict[str, Any] = "vicuna_v1.1"
@@ -162,7 +179,7 @@ def _overrides_of(model: type[StrictModel]) -> type[StrictModel]:
         optional = copy.copy(info)
         optional.default, optional.default_factory = None, None
         fields[name] = (info.annotation | None, optional)
-    return create_model(f"{model.__name__}Overrides", __base__=StrictModel,
+    return create_model(f"{model.__name__}Overrides", __base__=(StrictModel, ByName),
                         __doc__=f"Settings that differ from {model.__name__}'s defaults.", **fields)
 
 
