@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, create_model, field_validator, model_validator
 
 from sftmix.config import StrictModel, parse_amount
 from sftmix.data.spec import SourceSpec
@@ -42,15 +42,23 @@ def _off(value: Any) -> Any:
 Off = BeforeValidator(_off)
 
 
-class SourceConfig(SourceSpec):
-    """Where one ability's training data lives and how to read it: the data layer's
-    source, named after its ability when the planner uses it."""
-
-    name: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$")
-
+class _Source(StrictModel):
     def named(self, ability: str) -> SourceSpec:
-        fields = self.model_dump(exclude={"name", "ability"})
-        return SourceSpec(name=ability, ability=ability, **fields)
+        """The data layer's source, named after the ability it trains."""
+        return SourceSpec(name=ability, ability=ability, **self.model_dump())
+
+    @model_validator(mode="after")
+    def _one_location(self) -> _Source:
+        if (getattr(self, "path", None) is None) == (getattr(self, "hub", None) is None):
+            raise ValueError("give exactly one of 'path' (a local file or folder) or 'hub' (a dataset name)")
+        return self
+
+
+# Where one ability's training data lives and how to read it: the data layer's source
+# without its name and ability, which are the ability's.
+SourceConfig = create_model(
+    "SourceConfig", __base__=_Source,
+    **{n: (f.annotation, f) for n, f in SourceSpec.model_fields.items() if n not in ("name", "ability")})
 
 
 class AbilityConfig(StrictModel):

@@ -190,7 +190,9 @@ def resolve_settings(*layers: StrictModel | dict[str, Any], **fixed: Any) -> Tra
     """TrainSettings from override layers (later ones win) and ``fixed`` values on top."""
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged.update(layer.model_dump(exclude_unset=True) if isinstance(layer, StrictModel) else layer)
+        # A field written as null (a full dump of the overrides) counts as not written.
+        merged.update(layer.model_dump(exclude_unset=True, exclude_none=True)
+                      if isinstance(layer, StrictModel) else layer)
     return TrainSettings.model_validate({**merged, **fixed})
 
 
