@@ -55,7 +55,6 @@ import gc
 import json
 import logging
 import os
-import random
 import resource
 import sys
 import tempfile
@@ -73,6 +72,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sftmix.data.records import Example, Message  # noqa: E402
 from sftmix.train.tokenize import IGNORE_INDEX  # noqa: E402
+
+# The same mixture as the CPU training bench (half GSM8K, half Code Alpaca, seeded).
+from train_bench import load_mixture  # noqa: E402
 
 SEED = 0
 DEFAULT_ASSETS = ROOT / "bench" / ".gpu-assets"
@@ -128,24 +130,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # -- assets ---------------------------------------------------------------------------------
 
 
-def mixture_from_data(data: Path, n: int) -> list[Example]:
-    """Half GSM8K train, half Code Alpaca, shuffled (long solutions next to short code)."""
-    rng = random.Random(SEED)
-    gsm = [json.loads(line) for line in (data / "gsm8k" / "train.jsonl").read_text().splitlines()]
-    code = json.loads((data / "code" / "code_alpaca_2k.json").read_text())
-    out = []
-    for i in rng.sample(range(len(gsm)), n // 2):
-        out.append(Example(f"gsm8k:{i}", "maths", "gsm8k", (
-            Message("user", gsm[i]["question"]), Message("assistant", gsm[i]["answer"]))))
-    for i in rng.sample(range(len(code)), n - n // 2):
-        rec = code[i]
-        question = rec["instruction"] + (f"\n\n{rec['input']}" if rec["input"] else "")
-        out.append(Example(f"code_alpaca:{i}", "code", "code_alpaca", (
-            Message("user", question), Message("assistant", rec["output"]))))
-    rng.shuffle(out)
-    return out
-
-
 def prepare(assets: Path, data: Path) -> None:
     """Config and tokenizer read from the GGUF, the mixture and GSM8K test prompts, as files."""
     from transformers import AutoConfig, AutoTokenizer
@@ -162,7 +146,7 @@ def prepare(assets: Path, data: Path) -> None:
     AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(
         assets / "smollm2")
     with open(assets / "mixture.jsonl", "w", encoding="utf-8") as f:
-        for example in mixture_from_data(data, 3000):
+        for example in load_mixture(data, 3000):
             f.write(json.dumps(example.to_dict()) + "\n")
     lines = (data / "gsm8k" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:512]
     with open(assets / "gsm8k_prompts.jsonl", "w", encoding="utf-8") as f:
