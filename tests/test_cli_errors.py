@@ -85,6 +85,8 @@ FILES: dict[str, str | bytes] = {
     "train_missing.yaml": SCHEDULE.replace("gsm8k/train.jsonl", "gsm8k/trian.jsonl"),
     "stages_missing.yaml": STAGES.replace("gsm8k/train.jsonl", "gsm8k/trian.jsonl"),
     "study_missing.yaml": STUDY.replace("gsm8k/train.jsonl", "gsm8k/trian.jsonl"),
+    # A malformed record in a study's data (relative paths are read from the study's folder).
+    "study_bad_record.yaml": STUDY.replace(f"{DATA}/gsm8k/train.jsonl", "missing_field.jsonl"),
     "train_model_missing.yaml": SCHEDULE.replace(
         "tiny: {vocab_size: 400, hidden: 32, layers: 2, heads: 2}", "path: no/such/model"),
     "train_output_file.yaml": SCHEDULE + "output_dir: a_file\n",
@@ -168,6 +170,8 @@ CASES: dict[str, Case] = {
                                 r"train_model_missing\.yaml, line 2, field 'model\.path': model folder not found"),
     "study_missing_path": Case("plan {in}/study_missing.yaml",
                                r"study_missing\.yaml, line 3, field 'abilities\.maths\.data\.path': data file not found"),
+    "plan_study_bad_record": Case("plan {in}/study_bad_record.yaml", r"missing_field\.jsonl, line 2, field 'answer'"),
+    "run_study_bad_record": Case("run {in}/study_bad_record.yaml -o {out}", r"missing_field\.jsonl, line 2, field 'answer'"),
     "run_study_missing_path": Case("run {in}/study_missing.yaml -o {out}", r"study_missing\.yaml, line 3, field 'abilities\.maths\.data\.path'"),
     # Invalid records: data inspect guards a pipeline; JSON errors say where, once.
     "inspect_invalid_record": Case("data inspect {in}/missing_field.jsonl --format gsm8k",

@@ -7,10 +7,12 @@ a tiny model folder, behind an executor that does each job when it is submitted.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from sftmix.errors import DataError
 from sftmix.study.executor import DONE, FAILED, Handle
 from sftmix.study.jobs import Job
 from sftmix.study.load import load_study
@@ -26,11 +28,14 @@ class InlineExecutor:
 
     slots = 1
 
-    def __init__(self) -> None:
+    def __init__(self, before: Callable[[Job], None] | None = None) -> None:
         self.order: list[str] = []
+        self.before = before
 
     def submit(self, job: Job, job_file: Path, log_file: Path) -> Handle:
         self.order.append(job.key)
+        if self.before is not None:
+            self.before(job)
         return Handle(job, DONE if run_job(job_file) == 0 else FAILED)
 
     def poll(self, handle: Handle) -> str:
@@ -53,8 +58,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_failed_mixture_blocks_only_what_needs_it(tmp_path: Path, shared_data: Path, model_dir: Path) -> None:
+    # The data is valid when the study starts (a malformed record would stop it before any
+    # write) and breaks just before its mixture is built, as a file changed on a shared disk.
     broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"question": "no answer field"}\n')
+    broken.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n' * 4)
+
+    def break_maths(job: Job) -> None:
+        if job.kind == "mixture" and "maths" in job.label:
+            broken.write_text('{"question": "no answer field"}\n')
     study_file = tmp_path / "study.yaml"
     study_file.write_text(f"""
 name: sched
@@ -72,7 +83,7 @@ runs:
 """)
     study = load_study(study_file)
     out = tmp_path / "out"
-    executor = InlineExecutor()
+    executor = InlineExecutor(before=break_maths)
     outcome = run_study(study, out, executor, progress=False, poll_seconds=0)
     jobs = {p.stem: json.loads(p.read_text()) for p in (out / "jobs").glob("*.json")
             if not p.name.endswith(".failed.json")}
@@ -93,8 +104,15 @@ runs:
     finally:
         store.close()
 
-    # Run again: the complete work is skipped, and only the failed branch is tried.
+    # Run again while the data is still broken: stopped before any job, naming the record.
     again = InlineExecutor()
+    with pytest.raises(DataError, match="broken.jsonl, line 1, field 'answer'"):
+        run_study(study, out, again, progress=False, poll_seconds=0)
+    assert again.order == []
+
+    # Mended (the same bytes as planned): the complete work is skipped, only the failed branch runs.
+    broken.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n' * 4)
     second = run_study(study, out, again, progress=False, poll_seconds=0)
     assert sorted(second.skipped) == sorted(outcome.done)
-    assert again.order == [failed] and second.failed == [failed]
+    assert again.order[0] == failed and sorted(again.order) == sorted([failed, *outcome.blocked])
+    assert second.ok

@@ -131,6 +131,9 @@ class Plan:
     models: dict[str, BaseModelSpec] = field(default_factory=dict)
     model_dirs: dict[str, str] = field(default_factory=dict)
     mixtures: dict[str, tuple[MixtureSpec, Recipe]] = field(default_factory=dict)
+    # Estimated training tokens per stage job (``s-<key>``), for ordering: set by the runner's
+    # ``prepare``, which reads (and so validates) every source before writing anything.
+    job_weights: dict[str, float] = field(default_factory=dict)
 
     @property
     def naive_stages(self) -> int:

@@ -29,11 +29,19 @@ SMALL_JOB = 1.0
 
 
 def stage_weights(plan: Any) -> dict[str, float]:
-    """Job key (``s-<stage>``) -> estimated training tokens; {} when the data cannot be read."""
+    """Job key (``s-<stage>``) -> estimated training tokens.
+
+    Reading every source for the estimate also validates it, so bad input (a malformed
+    record, a missing file) raises here, before a study writes anything; any other failure
+    of the estimate only costs the ordering ({}: jobs start in plan order).
+    """
+    from sftmix.errors import SftmixError
     from sftmix.study.cost import plan_cost
 
     try:
         cost = plan_cost(plan)
+    except SftmixError:
+        raise
     except Exception as exc:  # an estimate only: scheduling falls back to plan order
         log.warning("no token estimate for ordering jobs (%s); jobs start in plan order", exc)
         return {}

@@ -56,7 +56,16 @@ def job_file(study_dir: Path, key: str) -> Path:
     return study_dir / "jobs" / f"{key}.json"
 
 
-def prepare(study: StudyConfig, study_dir: Path, clean: bool = True) -> tuple[Plan, dict[str, Job]]:
+def checked_plan(study: StudyConfig) -> Plan:
+    """The study's plan with its token estimate, which reads (and so validates) every source:
+    bad data stops the study here, before anything is written."""
+    plan = build_plan(study)
+    plan.job_weights = stage_weights(plan)
+    return plan
+
+
+def prepare(study: StudyConfig, study_dir: Path, clean: bool = True,
+            plan: Plan | None = None) -> tuple[Plan, dict[str, Job]]:
     """Plan, then write the study, plan and job files (the study directory is created here).
 
     ``study_dir`` is made absolute for this process; what is written inside it is relative.
@@ -64,7 +73,7 @@ def prepare(study: StudyConfig, study_dir: Path, clean: bool = True) -> tuple[Pl
     """
     study_dir = study_dir.resolve()
     check_layout(study_dir)
-    plan = build_plan(study)
+    plan = plan or checked_plan(study)
     jobs = build_jobs(plan, study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     write_layout(study_dir)
@@ -117,7 +126,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 def _run(study: StudyConfig, study_dir: Path, plan: Plan, jobs: dict[str, Job], executor: Executor,
          progress: bool, poll_seconds: float) -> Outcome:
-    priority = remaining_path(jobs, stage_weights(plan))
+    priority = remaining_path(jobs, plan.job_weights)
     store = ResultsStore(study_dir / STORE_NAME)
     outcome = Outcome()
     try:

@@ -29,8 +29,8 @@ from sftmix.errors import SftmixError
 from sftmix.study.config import StudyConfig
 from sftmix.study.executor_config import ExecutorConfig
 from sftmix.study.jobs import Job
-from sftmix.study.priority import by_priority, remaining_path, stage_weights
-from sftmix.study.runner import Outcome, job_file, prepare
+from sftmix.study.priority import by_priority, remaining_path
+from sftmix.study.runner import Outcome, checked_plan, job_file, prepare
 from sftmix.study.slurm_queue import (
     ACTIVE,
     FINAL,
@@ -151,18 +151,19 @@ class SlurmExecutor:
         study_dir = study_dir.resolve()
         outcome = Outcome()
         executor = self._executor(study_dir)  # fails before anything is written without SLURM
+        plan = checked_plan(study)  # and so does bad input
         slurm_dir(study_dir).mkdir(parents=True, exist_ok=True)
         with study_lock(study_dir):
             records = refresh(study_dir)
             active = {k for k, r in records.items() if is_active(r)}
-            plan, jobs = prepare(study, study_dir, clean=not active)
+            plan, jobs = prepare(study, study_dir, clean=not active, plan=plan)
             store = ResultsStore(study_dir / STORE_NAME)
             try:
                 store.record_plan(plan)
                 store.sync(jobs)
             finally:
                 store.close()
-            priority = remaining_path(jobs, stage_weights(plan))
+            priority = remaining_path(jobs, plan.job_weights)
             ids: dict[str, str] = {}
             submitted = 0
             for key in submission_order(jobs, priority):
