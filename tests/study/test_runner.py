@@ -106,7 +106,7 @@ runs:
 
     # Run again while the data is still broken: stopped before any job, naming the record.
     again = InlineExecutor()
-    with pytest.raises(DataError, match="broken.jsonl, line 1, field 'answer'"):
+    with pytest.raises(DataError, match=r"broken\.jsonl, line 1, field 'answer'"):
         run_study(study, out, again, progress=False, poll_seconds=0)
     assert again.order == []
 
