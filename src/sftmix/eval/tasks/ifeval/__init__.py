@@ -1,1 +1,1 @@
-"""Verifiable instruction following (IFEval style): checkers, the task, and a prompt generator."""
+"""Verifiable instruction following (IFEval style): the checkers and the task."""

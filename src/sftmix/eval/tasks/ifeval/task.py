@@ -1,8 +1,8 @@
 """The ``ifeval`` task: verifiable instruction following, scored strictly and loosely.
 
 Items are read from IFEval's ``input_data.jsonl`` format (``key``, ``prompt``,
-``instruction_id_list``, ``kwargs``); generated items (``generator.py``) use the
-same format. The prompt is the user's message.
+``instruction_id_list``, ``kwargs``); the lab's test files use the same format.
+The prompt is the user's message.
 
 Scoring (IFEval's definitions):
 
