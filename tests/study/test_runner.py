@@ -7,6 +7,7 @@ a tiny model folder, behind an executor that does each job when it is submitted.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             hidden=32, layers=1, heads=2)
 
 
-def test_a_failed_mixture_blocks_only_what_needs_it(tmp_path: Path, shared_data: Path, model_dir: Path) -> None:
+def test_a_failed_mixture_blocks_only_what_needs_it(tmp_path: Path, shared_data: Path, model_dir: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     # The data is valid when the study starts (a malformed record would stop it before any
     # write) and breaks just before its mixture is built, as a file changed on a shared disk.
     broken = tmp_path / "broken.jsonl"
@@ -112,7 +114,13 @@ runs:
 
     # Mended (the same bytes as planned): the complete work is skipped, only the failed branch runs.
     broken.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n' * 4)
-    second = run_study(study, out, again, progress=False, poll_seconds=0)
+    with caplog.at_level(logging.INFO, logger="sftmix.study.runner"):
+        second = run_study(study, out, again, progress=True, poll_seconds=0)
     assert sorted(second.skipped) == sorted(outcome.done)
+    # Not on a terminal: one plain line per finished job instead of a bar.
+    lines = [r.getMessage() for r in caplog.records if " jobs, " in r.getMessage()]
+    total = len(outcome.done) + len(outcome.failed) + len(outcome.blocked)
+    assert len(lines) == 1 + len(outcome.blocked)
+    assert lines[-1].startswith(f"sched: {total}/{total} jobs, done ")
     assert again.order[0] == failed and sorted(again.order) == sorted([failed, *outcome.blocked])
     assert second.ok

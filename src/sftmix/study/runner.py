@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -135,8 +136,12 @@ def _run(study: StudyConfig, study_dir: Path, plan: Plan, jobs: dict[str, Job], 
         state = {k: (DONE if j.complete else "pending") for k, j in jobs.items()}
         outcome.skipped = [k for k, s in state.items() if s == DONE]
         running: dict[str, Handle] = {}
-        bar = tqdm(total=len(jobs), initial=len(outcome.skipped), desc=study.name, unit="job",
-                   disable=not progress)
+        # A bar on a terminal; elsewhere (a log file, CI) one plain line per finished job.
+        on_terminal = progress and sys.stderr.isatty()
+        plain = progress and not on_terminal
+        finished = len(outcome.skipped)
+        bar = tqdm(total=len(jobs), initial=finished, desc=study.name, unit="job",
+                   disable=not on_terminal)
         try:
             while True:
                 _block_dependents(jobs, state, outcome)
@@ -164,6 +169,10 @@ def _run(study: StudyConfig, study_dir: Path, plan: Plan, jobs: dict[str, Job], 
                         outcome.failed.append(key)
                         _report_failure(study_dir, job, store)
                     bar.update(1)
+                    finished += 1
+                    if plain:
+                        log.info("%s: %d/%d jobs, %s %s: %s", study.name, finished, len(jobs),
+                                 "done" if state[key] == DONE else "failed", job.kind, job.label)
                 if not running and not any(
                     s == "pending" and all(state[d] == DONE for d in jobs[k].deps)
                     for k, s in state.items()
