@@ -41,7 +41,7 @@ from scipy.stats import spearmanr
 from sftmix.lab.cli import LAB_ENV, write_corpus
 from sftmix.logging_setup import configure
 from sftmix.study.config import StudyConfig
-from sftmix.study.executors import make_executor
+from sftmix.study.executor import make_executor
 from sftmix.study.load import load_study
 from sftmix.study.runner import run_study
 from sftmix.suggest.composition import Composition

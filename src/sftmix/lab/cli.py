@@ -74,7 +74,7 @@ def _corpus(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sftmix.study.executors import make_executor
+    from sftmix.study.executor import make_executor
     from sftmix.study.load import load_study
     from sftmix.study.runner import run_study
 

@@ -73,7 +73,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
     from sftmix.config import overriding
-    from sftmix.study.executors import make_executor
+    from sftmix.study.executor import make_executor
     from sftmix.study.load import load_study
     from sftmix.study.runner import run_study
 

@@ -1,5 +1,8 @@
 """Executors run jobs somewhere and report back; the scheduler never cares where.
 
+Executors are chosen by name from :data:`EXECUTORS`: ``local`` (default, below) and
+``slurm`` (:mod:`sftmix.study.slurm`).
+
 The interface is small on purpose: ``submit`` a job (with its resources),
 ``poll`` its state, ``cancel`` it. The local executor runs each job as a
 subprocess of the current machine; a cluster executor (SLURM) submits the same
@@ -14,12 +17,17 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sftmix.faults import EXECUTOR_ENV
+from sftmix.registry import Registry
 from sftmix.study.jobs import Job
+
+if TYPE_CHECKING:
+    from sftmix.study.config import StudyConfig
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 
@@ -186,3 +194,22 @@ class LocalExecutor:
             if server is not None:
                 server.stop()
         self._servers = [None] * self.slots
+
+
+# -- executors by name ----------------------------------------------------------------------
+
+EXECUTORS: Registry[Callable[[StudyConfig], Executor]] = Registry("executor")
+EXECUTORS.add("local", lambda study: LocalExecutor(study.workers))
+
+
+def _slurm(study: StudyConfig) -> Executor:
+    from sftmix.study.slurm import SlurmExecutor  # imports submitit only when asked for
+
+    return SlurmExecutor(study.executor)  # type: ignore[return-value]
+
+
+EXECUTORS.add("slurm", _slurm)
+
+
+def make_executor(name: str, study: StudyConfig) -> Executor:
+    return EXECUTORS.get(name)(study)

@@ -127,7 +127,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _optimise(args: argparse.Namespace) -> int:
     from sftmix.report.tradeoff import parse_weights
-    from sftmix.study.executors import make_executor
+    from sftmix.study.executor import make_executor
     from sftmix.study.load import load_study
     from sftmix.suggest.optimise import Optimiser, Settings
     from sftmix.suggest.search import Space
