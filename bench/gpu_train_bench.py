@@ -71,10 +71,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from sftmix.data.records import Example, Message  # noqa: E402
-from sftmix.train.tokenize import IGNORE_INDEX  # noqa: E402
 
 # The same mixture as the CPU training bench (half GSM8K, half Code Alpaca, seeded).
-from train_bench import load_mixture  # noqa: E402
+from train_bench import CountingCollator, load_mixture  # noqa: E402
 
 SEED = 0
 DEFAULT_ASSETS = ROOT / "bench" / ".gpu-assets"
@@ -242,19 +241,6 @@ def useful_flops_per_trainable_token(config: Any, body_params: int, tokenized: S
     attention = 6 * config.num_hidden_layers * config.hidden_size * sum(len(t) ** 2 for t in tokenized)
     head = 6 * config.vocab_size * config.hidden_size * trainable
     return (6 * body_params * tokens + attention + head) / trainable
-
-
-class CountingCollator:
-    """Records each batch's trainable-label count, in order."""
-
-    def __init__(self, inner: Callable[[Any], dict[str, Any]]) -> None:
-        self.inner = inner
-        self.counts: list[int] = []
-
-    def __call__(self, features: Any) -> dict[str, Any]:
-        batch = self.inner(features)
-        self.counts.append(int((batch["labels"][..., 1:] != IGNORE_INDEX).sum()))
-        return batch
 
 
 def step_timer(device: str, warmup: int) -> Any:
