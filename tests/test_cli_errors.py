@@ -53,10 +53,10 @@ entries:
 SCHEDULE = f"""\
 model:
   tiny: {{vocab_size: 400, hidden: 32, layers: 2, heads: 2}}
-sources:
-  maths: {{path: {DATA}/gsm8k/train.jsonl, format: gsm8k}}
-  general: {{path: {DATA}/general/alpaca_en_demo.json, format: alpaca}}
-strategy: {{name: multi_task}}
+abilities:
+  maths: {{data: {{path: {DATA}/gsm8k/train.jsonl, format: gsm8k}}}}
+  general: {{data: {{path: {DATA}/general/alpaca_en_demo.json, format: alpaca}}}}
+strategy: multi_task
 training: {{max_steps: 1, precision: fp32}}
 """
 
@@ -112,8 +112,8 @@ FILES: dict[str, str | bytes] = {
     "mix_unknown_format.yaml": MIXTURE.replace("format: alpaca", "format: alpacca"),
     # Schedule files.
     "train_both.yaml": SCHEDULE + "stages: [{name: x, data: [{path: a_file}]}]\n",
-    "train_unknown_strategy.yaml": SCHEDULE.replace("name: multi_task", "name: multi_tusk"),
-    "train_bad_option.yaml": SCHEDULE.replace("{name: multi_task}", "{name: dmt, options: {k: -1}}"),
+    "train_unknown_strategy.yaml": SCHEDULE.replace("strategy: multi_task", "strategy: multi_tusk"),
+    "train_bad_option.yaml": SCHEDULE.replace("strategy: multi_task", "strategy: {dmt: {k: -1}}"),
     "train_bad_setting.yaml": SCHEDULE.replace("max_steps: 1", "max_steps: 1, epochs: many"),
 }
 
@@ -163,7 +163,7 @@ CASES: dict[str, Case] = {
     "mix_missing_path": Case("data mix {in}/mix_missing.yaml -o {out}",
                              r"mix_missing\.yaml, line 3, field 'sources\[0\]\.path': data file not found: .*trian\.jsonl"),
     "train_missing_path": Case("train {in}/train_missing.yaml -o {out}",
-                               r"train_missing\.yaml, line 4, field 'sources\.maths\.path': data file not found"),
+                               r"train_missing\.yaml, line 4, field 'abilities\.maths\.data\.path': data file not found"),
     "stages_missing_path": Case("train {in}/stages_missing.yaml -o {out}",
                                 r"stages_missing\.yaml, line 6, field 'stages\[0\]\.data\[0\]\.path\.path': data file not found"),
     "train_missing_model": Case("train {in}/train_model_missing.yaml -o {out}",
@@ -204,7 +204,7 @@ CASES: dict[str, Case] = {
     # Schedule files.
     "train_both": Case("train {in}/train_both.yaml -o {out}", r"train_both\.yaml, line 1, field '\(top level\)'.*exactly one of 'strategy'"),
     "train_unknown_strategy": Case("train {in}/train_unknown_strategy.yaml -o {out}", r"unknown .*'multi_tusk'.*available"),
-    "train_bad_option": Case("train {in}/train_bad_option.yaml -o {out}", r"train_bad_option\.yaml, line 6, field 'strategy\.options\.k'"),
+    "train_bad_option": Case("train {in}/train_bad_option.yaml -o {out}", r"train_bad_option\.yaml, line 6, field 'strategy\.dmt\.k'"),
     "train_bad_setting": Case("train {in}/train_bad_setting.yaml -o {out}", r"train_bad_setting\.yaml, line 7, field 'training\.epochs'"),
     # Evaluation options.
     "eval_unknown_suite": Case("eval {in} --suite gsm9k -o {out}", r"--suite 'gsm9k': unknown suite\(s\) gsm9k; available"),

@@ -251,10 +251,10 @@ def _validate_fragments(block: Block) -> None:
 def validate_yaml(block: Block) -> None:
     data = yaml.safe_load("\n".join(block.lines))
     assert isinstance(data, dict), f"{block.where}: a YAML example should be a mapping"
-    if "abilities" in data:
-        _validate_study(data)
-    elif "model" in data and ({"stages", "strategy"} & set(data)):
+    if "model" in data and ({"stages", "strategy"} & set(data)):
         _validate_schedule(data)
+    elif "abilities" in data:
+        _validate_study(data)
     elif "sources" in data and "entries" in data:
         _validate_mixture(data)
     else:

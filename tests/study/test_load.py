@@ -139,3 +139,12 @@ def test_old_model_spelling_is_read_with_a_warning(tmp_path: Path, shared_data: 
     study = load_study(_write(tmp_path, shared_data, "", base))
     assert study.models[0].gguf == "smollm2" and study.models[0].path is None
     assert "old spelling of 'gguf: smollm2'" in caplog.text
+
+
+def test_a_single_dmt_k_is_written_as_in_a_schedule_file(tmp_path: Path, shared_data: Path) -> None:
+    from sftmix.study.plan import build_plan
+
+    one = load_study(_write(tmp_path, shared_data, "designs: {strategies: {dmt: {k: 1/8}}}"))
+    many = load_study(_write(tmp_path, shared_data, "designs: {strategies: {dmt: {ks: ['1/8']}}}"))
+    assert one.designs.strategies.dmt.ks == [0.125]
+    assert build_plan(one, hash_files=False).stages == build_plan(many, hash_files=False).stages

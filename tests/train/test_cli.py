@@ -30,11 +30,11 @@ def test_train_runs_a_strategy_on_raw_data_and_prints_its_outputs(shared_data: P
     config = tmp_path / "mixed.yaml"
     config.write_text(f"""
 model: {{tiny: {{vocab_size: 1024, hidden: 32, layers: 1, heads: 2}}}}
-sources:
-  code: code.jsonl
-  maths: {{path: {shared_data / 'gsm8k' / 'train.jsonl'}, format: gsm8k}}
-  general: {{path: {shared_data / 'general' / 'fastchat_identity_sharegpt.json'}, format: sharegpt}}
-strategy: {{name: mixed_sequential}}
+abilities:
+  code: {{data: code.jsonl}}
+  maths: {{data: {{path: {shared_data / 'gsm8k' / 'train.jsonl'}, format: gsm8k}}}}
+  general: {{data: {{path: {shared_data / 'general' / 'fastchat_identity_sharegpt.json'}, format: sharegpt}}}}
+strategy: mixed_sequential
 training:
   max_length: 256
   max_steps: 2
@@ -68,10 +68,10 @@ def test_a_bad_config_exits_2_with_file_line_and_field(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "bad.yaml, line 6, field 'training.learning_rate': found 'fast'" in proc.stderr
-    config.write_text("model: {tiny: {}}\nstrategy: {name: dmt}\nsources: {general: g.jsonl}\n")
+    config.write_text("model: {tiny: {}}\nstrategy: {dmt: {}}\nabilities: {general: {data: g.jsonl}}\n")
     proc = _sftmix("train", "bad.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "strategy.options.k" in proc.stderr and "required" in proc.stderr
+    assert "bad.yaml, line 2, field 'strategy.dmt.k'" in proc.stderr and "required" in proc.stderr
     assert not (tmp_path / "runs").exists()  # nothing is created before the file is valid
 
 

@@ -32,7 +32,8 @@ def _sources(shared_data: Path, folder: Path, n: int = 16) -> dict[str, str]:
 def _config(strategy: str, options: dict | None = None, sources: dict | None = None) -> ScheduleConfig:
     return ScheduleConfig.model_validate({
         "model": {"tiny": {"vocab_size": 1024, "hidden": 64, "layers": 2, "heads": 4}},
-        "sources": sources or SOURCES, "strategy": {"name": strategy, "options": options or {}},
+        "abilities": {name: {"data": file} for name, file in (sources or SOURCES).items()},
+        "strategy": {strategy: options or {}},
         "training": {"max_length": 384, "epochs": 1, "learning_rate": 1e-3, "global_batch_size": 4,
                      "per_device_batch_size": 4, "precision": "fp32"}})
 
@@ -58,9 +59,9 @@ def test_built_in_strategies_are_the_reference_studys() -> None:
 def test_strategy_mistakes_name_what_is_wrong() -> None:
     with pytest.raises(SftmixError, match="available: dmt, mixed_sequential, multi_task, sequential"):
         plan_schedule(_config("curriculum"))
-    with pytest.raises(ConfigError, match=r"needs sources \['physics'\]"):
+    with pytest.raises(ConfigError, match=r"needs abilities \['physics'\]"):
         plan_schedule(_config("sequential", {"order": ["code", "physics"]}))
-    with pytest.raises(ConfigError, match=r"strategy.options.k"):
+    with pytest.raises(ConfigError, match=r"strategy.dmt.k"):
         plan_schedule(_config("dmt", {"k": 2}))
     with pytest.raises(ConfigError, match=r"needs at least one specialist"):
         plan_schedule(_config("dmt", {"k": 0.5}, sources={"general": "g.jsonl"}))
@@ -86,6 +87,54 @@ def test_a_schedule_is_a_study_of_one_run_and_dmt_replays_stage_one(shared_data:
     study = schedule_study(_config("multi_task", sources=sources))
     assert {a.data.format for a in study.abilities.values()} == {"messages"}
     assert study.models[0].tiny is not None and study.training.learning_rate == 1e-3
+
+
+def test_older_schedule_files_are_read_as_the_study_vocabulary_with_a_warning(
+        shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sources = _sources(shared_data, tmp_path)
+    old = ScheduleConfig.model_validate({
+        "model": {"tiny": {"vocab_size": 1024, "hidden": 64, "layers": 2, "heads": 4}},
+        "sources": sources, "strategy": {"name": "dmt", "options": {"k": "1/4"}},
+        "training": _config("dmt").training})
+    assert "'sources: {NAME: FILE}' is the old spelling of 'abilities: {NAME: {data: FILE}}'" in caplog.text
+    assert "'{name: dmt, options: ...}' is the old spelling of '{dmt: {...}}'" in caplog.text
+    # The same plan, key for key, as the file written in today's words.
+    assert build_plan(schedule_study(old)).stages == build_plan(
+        schedule_study(_config("dmt", {"k": 0.25}, sources))).stages
+    with pytest.raises(ConfigError, match=r"strategy.options.k"):
+        plan_schedule(ScheduleConfig.model_validate(
+            {"model": {"tiny": {}}, "sources": SOURCES, "strategy": {"name": "dmt", "options": {"k": 2}}}))
+    # A strategy without options may be written as its bare name.
+    assert _names(ScheduleConfig.model_validate(
+        {"model": {"tiny": {}}, "abilities": {n: {"data": f} for n, f in SOURCES.items()},
+         "strategy": "mixed_sequential"})) == _names(_config("mixed_sequential"))
+    with pytest.raises(ValueError, match="name one strategy"):
+        ScheduleConfig.model_validate({"model": {"tiny": {}}, "abilities": {"code": {"data": "c.jsonl"}},
+                                       "strategy": {"dmt": {"k": 1}, "multi_task": {}}})
+
+
+def test_explicit_stages_name_abilities_as_a_studys_stages_do(shared_data: Path, tmp_path: Path) -> None:
+    sources = _sources(shared_data, tmp_path)
+    by_ability = ScheduleConfig.model_validate({
+        "model": {"tiny": {}}, "abilities": {n: {"data": f} for n, f in sources.items()},
+        "stages": [{"name": "maths", "data": [{"ability": "maths"}]},
+                   {"name": "general", "data": [{"ability": "general"}, {"ability": "code", "fraction": "1/4"}]}]})
+    by_file = ScheduleConfig.model_validate({
+        "model": {"tiny": {}},
+        "stages": [{"name": "maths", "data": [{"path": sources["maths"]}]},
+                   {"name": "general", "data": [{"path": sources["general"]},
+                                                {"path": sources["code"], "fraction": 0.25}]}]})
+    study = schedule_study(by_ability)
+    assert [[(e.ability, e.fraction) for e in s.data] for s in study.runs[0].stages] == [
+        [("maths", 1.0)], [("general", 1.0), ("code", 0.25)]]
+    # Naming the ability or its file gives the same stages.
+    assert build_plan(study).stages == build_plan(schedule_study(by_file)).stages
+    with pytest.raises(ValueError, match="takes ability 'physics', which 'abilities' does not name"):
+        ScheduleConfig.model_validate({"model": {"tiny": {}}, "abilities": {"maths": {"data": "m.jsonl"}},
+                                       "stages": [{"name": "s", "data": [{"ability": "physics"}]}]})
+    with pytest.raises(ValueError, match="exactly one of 'path'"):
+        ScheduleConfig.model_validate({"model": {"tiny": {}}, "abilities": {"maths": {"data": "m.jsonl"}},
+                                       "stages": [{"name": "s", "data": [{"ability": "maths", "path": "m.jsonl"}]}]})
 
 
 def test_explicit_parts_become_sources_at_their_fraction(tmp_path: Path) -> None:
@@ -148,10 +197,10 @@ def test_example_configs_are_valid() -> None:
 
 def test_a_strategys_raw_source_trains_the_ability_it_is_listed_under() -> None:
     config = ScheduleConfig.model_validate({
-        "model": {"tiny": {}}, "strategy": {"name": "multi_task"},
-        "sources": {"code": {"path": "code_alpaca.json", "format": "alpaca"},
-                    "general": {"path": "chat.json", "format": "alpaca", "ability": "chat"},
-                    "maths": "maths.jsonl"}})
+        "model": {"tiny": {}}, "strategy": "multi_task",
+        "abilities": {"code": {"data": {"path": "code_alpaca.json", "format": "alpaca"}},
+                      "general": {"data": {"path": "chat.json", "format": "alpaca", "ability": "chat"}},
+                      "maths": {"data": "maths.jsonl"}}})
     [stage] = plan_schedule(config)
     refs = {ref.path: ref.ability for part in stage.config.data for ref in part.files}
     assert refs == {"code_alpaca.json": "code", "chat.json": "chat", "maths.jsonl": None}

@@ -118,6 +118,14 @@ class SequentialConfig(StrictModel):
 class DmtConfig(StrictModel):
     ks: list[K] = Field(min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_k(cls, data: Any) -> Any:
+        # One run, in a schedule file's words: {k: 1/8} is {ks: [1/8]}.
+        if isinstance(data, dict) and "k" in data and "ks" not in data:
+            data = {**{n: v for n, v in data.items() if n != "k"}, "ks": [data["k"]]}
+        return data
+
 
 class StrategiesDesign(StrictModel):
     """RQ4: training strategies, with each ability's full-data run as baseline."""

@@ -16,12 +16,15 @@ accumulation is derived: ``global_batch_size / (per_device_batch_size x processe
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from typing import Any, Literal
 
 from pydantic import Field, create_model, model_validator
 
 from sftmix.config import Amount, StrictModel
+
+log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "bf16_weights", "auto"]
 Attention = Literal["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]
@@ -201,13 +204,24 @@ class DataPart(StrictModel):
     quoted fraction such as ``"1/64"``; > 1 upsamples, 0 takes nothing). The draw is nested
     and seeded by the training seed, as in a study."""
 
-    path: FileSpec | list[FileSpec]
+    path: FileSpec | list[FileSpec] | None = None
+    ability: str | None = Field(None, description="one of the schedule's abilities: its data, "
+                                "as a study's stage names it")
     fraction: Amount = 1.0
     seed: int = Field(0, description="no longer used (parts are drawn with the training seed); "
                                      "read for older files")
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> DataPart:
+        if (self.path is None) == (self.ability is None):
+            raise ValueError("give exactly one of 'path' (data file(s)) or 'ability' (one of the "
+                             "schedule's abilities)")
+        return self
+
     @property
     def files(self) -> list[FileRef]:
+        if self.path is None:
+            return []
         items = self.path if isinstance(self.path, list) else [self.path]
         return [FileRef(path=f) if isinstance(f, str) else f for f in items]
 
@@ -220,33 +234,86 @@ class StageConfig(StrictModel):
     training: dict[str, Any] = Field(default_factory=dict)
 
 
+class AbilityData(StrictModel):
+    """An ability's training data, as a study file writes it: ``data`` is one file (a mixture
+    folder, a JSONL file of examples, or a raw file with its ``format``) or a list of them."""
+
+    data: FileSpec | list[FileSpec]
+
 
 class StrategyConfig(StrictModel):
-    """A built-in strategy by name (see ``sftmix.train.schedule.STRATEGIES``) and its options."""
+    """A built-in strategy (``sftmix.train.strategies.STRATEGIES``) and its options, written as
+    in a study's ``strategies`` design: ``multi_task``, ``{sequential: {order: [...]}}``,
+    ``mixed_sequential`` or ``{dmt: {k: 1/16}}``."""
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    # Where the options were written in the file (for error messages).
+    where: tuple[str, ...] = Field(default=("strategy",), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spelling(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and "name" in data:
+            log.warning("strategy: '{name: %s, options: ...}' is the old spelling of '{%s: {...}}' "
+                        "(as a study's strategies design writes it); it is read as such",
+                        data["name"], data["name"])
+            return {**data, "where": ("strategy", "options")}
+        if isinstance(data, dict) and len(data) == 1:
+            ((name, options),) = data.items()
+            if options is None or options is True:
+                options = {}
+            return {"name": name, "options": options, "where": ("strategy", name)}
+        if isinstance(data, dict):
+            raise ValueError(f"name one strategy, e.g. 'multi_task' or '{{dmt: {{k: 1/16}}}}'; "
+                             f"found {sorted(data)}")
+        return data
 
 
 class ScheduleConfig(StrictModel):
     """What ``sftmix train`` runs: a base model, shared settings, and either a built-in
-    strategy over per-ability ``sources`` or an explicit list of ``stages``."""
+    strategy over the data of each of its ``abilities`` or an explicit list of ``stages``."""
 
     model: ModelSource
     training: dict[str, Any] = Field(default_factory=dict)
-    sources: dict[str, FileSpec | list[FileSpec]] = Field(default_factory=dict)
+    abilities: dict[str, AbilityData] = Field(default_factory=dict)
     strategy: StrategyConfig | None = None
     stages: list[StageConfig] = Field(default_factory=list)
     output_dir: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_sources(cls, data: Any) -> Any:
+        # Earlier schedule files named each ability's data under 'sources'.
+        if isinstance(data, dict) and "sources" in data and "abilities" not in data:
+            log.warning("'sources: {NAME: FILE}' is the old spelling of 'abilities: {NAME: {data: FILE}}' "
+                        "(as a study file writes it); it is read as such")
+            sources = data["sources"]
+            if isinstance(sources, dict):
+                sources = {name: {"data": value} for name, value in sources.items()}
+            data = {**{k: v for k, v in data.items() if k != "sources"}, "abilities": sources}
+        return data
+
+    @property
+    def sources(self) -> dict[str, FileSpec | list[FileSpec]]:
+        """Each ability's data file(s)."""
+        return {name: ability.data for name, ability in self.abilities.items()}
+
     @model_validator(mode="after")
     def _strategy_or_stages(self) -> ScheduleConfig:
         if (self.strategy is None) == (not self.stages):
-            raise ValueError("give exactly one of 'strategy' (a built-in schedule over 'sources') "
+            raise ValueError("give exactly one of 'strategy' (a built-in schedule over 'abilities') "
                              "or 'stages' (an explicit list)")
-        if self.strategy is not None and not self.sources:
-            raise ValueError("a 'strategy' needs 'sources': ability name -> data file(s)")
+        if self.strategy is not None and not self.abilities:
+            raise ValueError("a 'strategy' needs 'abilities': ability name -> {data: file(s)}")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, found {names}")
+        for stage in self.stages:
+            for part in stage.data:
+                if part.ability is not None and part.ability not in self.abilities:
+                    raise ValueError(f"stage '{stage.name}' takes ability '{part.ability}', which "
+                                     f"'abilities' does not name (it has {sorted(self.abilities)})")
         return self

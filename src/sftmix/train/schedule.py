@@ -86,7 +86,7 @@ def plan_schedule(config: ScheduleConfig, source: str = "schedule", node: Any = 
         try:
             options = strategy.options.model_validate(config.strategy.options)
         except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, source, node, ("strategy", "options"))) from None
+            raise ConfigError(describe_validation_error(exc, source, node, config.strategy.where)) from None
         steps = strategy.steps(list(config.sources), options)
         stages = strategy_stages(config.sources, steps, getattr(options, "seed", 0))
     else:
@@ -128,10 +128,11 @@ def check_files(config: ScheduleConfig, base_dir: Path, source: str = "schedule"
     if model.tiny is not None:
         check(("model", "tiny", "texts"), list(model.tiny.texts), "data file")
     for name, spec in config.sources.items():
-        check(("sources", name), spec, "data file")
+        check(("abilities", name, "data"), spec, "data file")
     for s, stage in enumerate(config.stages):
         for d, part in enumerate(stage.data):
-            check(("stages", s, "data", d, "path"), part.path, "data file")
+            if part.path is not None:
+                check(("stages", s, "data", d, "path"), part.path, "data file")
     problems.raise_if_any()
 
 
@@ -178,8 +179,10 @@ def schedule_study(config: ScheduleConfig, name: str = "train", base_dir: Path |
             if part.seed:
                 log.warning("stage %s: a part's 'seed' is no longer used; parts are drawn with the "
                             "training seed", stage_config.name)
-            data.extend({"ability": ability(ref, Path(ref.path).stem), "fraction": part.fraction}
-                        for ref in part.files if part.fraction > 0)
+            named = [(ref, part.ability) for ref in _refs(config.sources[part.ability])] if part.ability \
+                else [(ref, Path(ref.path).stem) for ref in part.files]
+            data.extend({"ability": ability(ref, hint), "fraction": part.fraction}
+                        for ref, hint in named if part.fraction > 0)
         stages.append({"name": stage_config.name, "data": data, "training": stage_config.training})
     model = config.model.model_dump(exclude_unset=True, exclude_none=True)
     for key in ("path", "gguf"):

@@ -82,7 +82,7 @@ class DmtOptions(StrictModel):
 def need(abilities: Sequence[str], names: Sequence[str], strategy: str) -> None:
     missing = [n for n in names if n not in abilities]
     if missing:
-        raise ConfigError(f"strategy '{strategy}' needs sources {missing}; the config has "
+        raise ConfigError(f"strategy '{strategy}' needs abilities {missing}; the config has "
                           f"{sorted(abilities)}")
 
 
@@ -90,7 +90,7 @@ def specialists(abilities: Sequence[str], general: str, strategy: str) -> tuple[
     need(abilities, [general], strategy)
     names = tuple(n for n in abilities if n != general)
     if not names:
-        raise ConfigError(f"strategy '{strategy}' needs at least one specialist source besides "
+        raise ConfigError(f"strategy '{strategy}' needs at least one specialist ability besides "
                           f"'{general}'; the config has {sorted(abilities)}")
     return names
 
