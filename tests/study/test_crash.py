@@ -23,28 +23,11 @@ from safetensors.torch import load_file
 from sftmix.artifacts import is_complete
 from sftmix.faults import POINTS
 from sftmix.study.store import STORE_NAME, ResultsStore
+from tests.study.tiny_study import ABILITIES, DMT_RUN, EVALUATION, MODELS, TRAINING, metrics
 
 pytestmark = pytest.mark.slow
 
-STUDY = """
-name: crash
-abilities:
-  maths: {{data: {{path: {data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
-  code: {{data: {{path: {data}/code/code_alpaca_2k.json, format: alpaca, on_error: skip}}, evals: [humaneval]}}
-  general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
-models: [{{name: tiny, tiny: {{vocab_size: 400, hidden: 32, layers: 2, heads: 2}}}}]
-training: {{max_length: 192, max_steps: 6, save_steps: 2, global_batch_size: 4, per_device_batch_size: 4,
-           precision: fp32, learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
-evaluation:
-  gsm8k: {{path: {data}/gsm8k/test.jsonl, limit: 3, max_new_tokens: 6}}
-  humaneval: {{limit: 2, max_new_tokens: 6}}
-  ifeval: {{path: {data}/eval/ifeval/input_data.jsonl, limit: 3, max_new_tokens: 6}}
-runs:
-  - name: dmt
-    stages:
-      - {{name: specialist, data: [{{ability: maths, count: 24}}, {{ability: code, count: 24}}]}}
-      - {{name: general, data: [{{ability: general, count: 24}}], replay: {{stage: specialist, fraction: 1/4}}}}
-"""
+STUDY = "name: crash\n" + ABILITIES + MODELS + TRAINING + EVALUATION + DMT_RUN
 
 # Each interrupted run dies at the first of these moments that it reaches: every failpoint.
 CRASHES = list(POINTS)
@@ -69,14 +52,6 @@ def _completed(out: Path) -> dict[str, float]:
     return found
 
 
-def _metrics(out: Path) -> dict[tuple[str, str], float]:
-    store = ResultsStore(out / STORE_NAME)
-    try:
-        return {(r["run"], r["metric"]): r["value"] for r in store.results()}
-    finally:
-        store.close()
-
-
 def test_killed_study_resumes_to_the_same_results(tmp_path: Path, shared_data: Path) -> None:
     study = tmp_path / "study.yaml"
     study.write_text(STUDY.format(data=shared_data))
@@ -97,8 +72,8 @@ def test_killed_study_resumes_to_the_same_results(tmp_path: Path, shared_data: P
     assert final.returncode == 0, final.stderr[-3000:]
     assert not list(out.glob("*/*.partial-*")), "half-built artefacts were left behind"
 
-    assert _metrics(out) == _metrics(reference)
-    assert len(_metrics(out)) > 0
+    assert metrics(out) == metrics(reference)
+    assert len(metrics(out)) > 0
     ref_stages = sorted((reference / "stages").glob("*/model.safetensors"))
     out_stages = sorted((out / "stages").glob("*/model.safetensors"))
     assert [p.parent.name for p in ref_stages] == [p.parent.name for p in out_stages]

@@ -13,14 +13,9 @@ from sftmix.study.load import load_study
 from sftmix.study.priority import by_priority, remaining_path
 from sftmix.study.runner import run_study
 from sftmix.study.slurm import submission_order
+from tests.study.tiny_study import ABILITIES, MODELS
 
-STUDY = """
-name: order
-abilities:
-  maths: {{data: {{path: {data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
-  code: {{data: {{path: {data}/code/code_alpaca_2k.json, format: alpaca, on_error: skip}}, evals: [humaneval]}}
-  general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
-models: [{{name: tiny, tiny: {{vocab_size: 400, hidden: 32, layers: 2, heads: 2}}}}]
+STUDY = "name: order\n" + ABILITIES + MODELS + """\
 evaluation:
   gsm8k: {{path: {data}/gsm8k/test.jsonl}}
   ifeval: {{path: {data}/eval/ifeval/input_data.jsonl}}

@@ -26,24 +26,16 @@ from safetensors.torch import load_file
 
 from sftmix.artifacts import is_complete
 from sftmix.study.slurm_queue import read_records
-from sftmix.study.store import STORE_NAME, ResultsStore
 from tests.study.slurm_cluster import LoopbackCluster
+from tests.study.tiny_study import ABILITIES, EVALUATION, TEMPLATE, metrics
+from tests.study.tiny_study import TINY as TINY_TEMPLATE
 
 pytestmark = pytest.mark.slow
 
-STUDY = """
-name: {name}
-abilities:
-  maths: {{data: {{path: {data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
-  code: {{data: {{path: {data}/code/code_alpaca_2k.json, format: alpaca, on_error: skip}}, evals: [humaneval]}}
-  general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
-models: [{{name: tiny, {model}}}]
+STUDY = "name: {name}\n" + ABILITIES + "models: [{{name: tiny, {model}}}]\n" + """\
 training: {{max_length: 192, max_steps: 24, save_steps: 3, global_batch_size: 4, per_device_batch_size: 2,
-           packing: false, precision: fp32, learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
-evaluation:
-  gsm8k: {{path: {data}/gsm8k/test.jsonl, limit: 3, max_new_tokens: 6}}
-  humaneval: {{limit: 2, max_new_tokens: 6}}
-  ifeval: {{path: {data}/eval/ifeval/input_data.jsonl, limit: 3, max_new_tokens: 6}}
+           packing: false, precision: fp32, learning_rate: 1.0e-3, """ + TEMPLATE + """}}
+""" + EVALUATION + """\
 executor:
   name: slurm
   time: "{time}"
@@ -60,7 +52,7 @@ runs:
       - {{name: general, data: [{{ability: general, count: 26}}], replay: {{stage: specialist, fraction: 1/4}}}}
 """
 
-TINY = "tiny: {vocab_size: 400, hidden: 32, layers: 2, heads: 2}"
+TINY = TINY_TEMPLATE.format()
 
 
 def _write_study(folder: Path, data: Path, name: str, model: str = TINY, time_limit: str = "10:00",
@@ -108,14 +100,6 @@ def _study_jobs(name: str) -> list[str]:
 
 def _job_keys(out: Path) -> list[str]:
     return sorted(p.stem for p in (out / "jobs").glob("*.json") if not p.name.endswith(".failed.json"))
-
-
-def _metrics(out: Path) -> dict[tuple[str, str], float]:
-    store = ResultsStore(out / STORE_NAME)
-    try:
-        return {(r["run"], r["metric"]): r["value"] for r in store.results()}
-    finally:
-        store.close()
 
 
 def _stages(out: Path) -> dict[str, Path]:
@@ -172,7 +156,7 @@ def test_racing_reruns_submit_each_job_once_and_give_the_local_results(
     assert len(_study_jobs("same")) == len(jobs), "a rerun submitted a job twice"
     assert all(r["state"] == "COMPLETED" for r in read_records(out).values())
 
-    assert _metrics(out) == _metrics(reference) and _metrics(out)
+    assert metrics(out) == metrics(reference) and metrics(out)
     ours, theirs = _stages(out), _stages(reference)
     assert sorted(ours) == sorted(theirs) == ["dmt.general", "dmt.specialist"]
     for label, folder in ours.items():

@@ -21,25 +21,11 @@ import pytest
 import yaml
 
 from sftmix.artifacts import is_complete
+from tests.study.tiny_study import ABILITIES, EVALUATION, MODELS, TRAINING
 
 pytestmark = pytest.mark.slow
 
-STUDY = """
-name: opt
-abilities:
-  maths: {{data: {{path: {data}/gsm8k/train.jsonl, format: gsm8k}}, evals: [gsm8k]}}
-  code: {{data: {{path: {data}/code/code_alpaca_2k.json, format: alpaca, on_error: skip}}, evals: [humaneval]}}
-  general: {{data: {{path: {data}/general/sharegpt_dpo_chosen.json, format: sharegpt}}, evals: [ifeval]}}
-models: [{{name: tiny, tiny: {{vocab_size: 400, hidden: 32, layers: 2, heads: 2}}}}]
-training: {{max_length: 192, max_steps: 6, save_steps: 2, global_batch_size: 4, per_device_batch_size: 4,
-           precision: fp32, learning_rate: 1.0e-3, template: {{user: "Q: {{content}}\\n", assistant: "A: {{content}}{{eos}}\\n"}}}}
-evaluation:
-  gsm8k: {{path: {data}/gsm8k/test.jsonl, limit: 3, max_new_tokens: 6}}
-  humaneval: {{limit: 2, max_new_tokens: 6}}
-  ifeval: {{path: {data}/eval/ifeval/input_data.jsonl, limit: 3, max_new_tokens: 6}}
-designs:
-  mixed: {{fractions: [1/64]}}
-"""
+STUDY = "name: opt\n" + ABILITIES + MODELS + TRAINING + EVALUATION + "designs:\n  mixed: {{fractions: [1/64]}}\n"
 # A negative threshold never stops the loop early: it ends after --max-rounds.
 ARGS = ["--fractions", "1/256,1/128", "--ks", "0", "--budget", "1G", "--max-rounds", "2", "--batch", "1",
         "--threshold=-1", "--replicates", "10", "--weights", "maths=2,code=1,general=1"]
