@@ -23,6 +23,7 @@ DMT, ...) and prints the measured cost per run and the grid's projected cost,
 for a machine where the whole grid does not fit.
 
     python bench/suggest_bench.py [--out studies/suggest-bench] [--workers 2] [--probe 3 | --quick]
+                                  [--threshold 0.005]
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def main() -> int:
     ap.add_argument("--probe", type=int, help="run only this many grid runs and report the cost per run")
     ap.add_argument("--quick", action="store_true", help="the same as --probe 1")
     ap.add_argument("--replicates", type=int, default=100)
+    ap.add_argument("--threshold", type=float, default=Settings.threshold,
+                    help="the optimiser's stopping threshold on the expected gain (default: sftmix "
+                         "optimise's); another value optimises in OUT/opt-<weighting>-t<threshold>")
     args = ap.parse_args()
     if args.quick:
         args.probe = args.probe or 1
@@ -142,9 +146,10 @@ def main() -> int:
     for name, w in WEIGHTINGS.items():
         best = max(grid_obs, key=lambda o: weighted(o.scores, w))
         g_value, g_half = weighted_interval(best, w)
-        opt_dir = args.out / f"opt-{name}"
+        suffix = "" if args.threshold == Settings.threshold else f"-t{args.threshold:g}"
+        opt_dir = args.out / f"opt-{name}{suffix}"
         link_artefacts(grid_dir, opt_dir)
-        settings = Settings(w, grid_tokens / 3, space, replicates=args.replicates)
+        settings = Settings(w, grid_tokens / 3, space, replicates=args.replicates, threshold=args.threshold)
         result = Optimiser(base, opt_dir, settings, make_executor("local", base), progress=False).run()
         assert result.best is not None
         own = {r["run"] for rec in result.rounds for r in rec["runs"]}
