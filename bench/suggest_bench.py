@@ -16,7 +16,9 @@ run), the grid's best with its 95% interval, and the fraction of the grid's
 training tokens the optimiser spent; the last line is JSON with ``regret`` (grid
 best minus the optimiser's, the worst of the three), ``tokens_fraction`` (the
 largest) and ``spearman`` (rank correlation of predicted and measured weighted
-scores on the grid runs each optimiser's final fit never saw; the lowest).
+scores on the grid runs each optimiser's final fit never saw; the lowest). The
+prediction is the one ``sftmix suggest`` reports: the mean over the model's
+bootstrap replicates.
 
 ``--probe N`` runs only N grid runs (the cheapest multi-task, the full one and
 DMT, ...) and prints the measured cost per run and the grid's projected cost,
@@ -158,7 +160,9 @@ def main() -> int:
         model = fit_model(own_obs, space.abilities, args.replicates)
         seen = {o.features.key() for o in own_obs}
         unseen = [o for o in by_name.values() if o.features.key() not in seen]
-        pred = model.predict([o.features for o in unseen])
+        # The predicted score is the one `sftmix suggest` prints: the mean over the model's replicates
+        # (for a handful of runs, the single least-squares fit is the noisier estimate).
+        pred = {a: d.mean(axis=0) for a, d in model.draws([o.features for o in unseen]).items()}
         rho = float(spearmanr([weighted({a: pred[a][i] for a in w}, w) for i in range(len(unseen))],
                               [weighted(o.scores, w) for o in unseen]).statistic)
         frac = result.tokens_spent / grid_tokens
