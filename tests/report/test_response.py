@@ -46,7 +46,7 @@ def test_curves_heldout_and_recommendation_follow_the_known_law(tmp_path: Path, 
 
     def truth(c: Composition) -> dict[str, float]:
         f = features_of(c.recipes(), sizes)
-        return {a: float(LawFit(t, 0).predict(law_inputs(a, [f]))[0]) for a, t in TRUE.items()}
+        return {a: float(LawFit(t, 0).predict(law_inputs(a, [f], list(TRUE)))[0]) for a, t in TRUE.items()}
 
     values = {}
     for c in comps:

@@ -4,7 +4,8 @@ Every run of the paper's RQ1 (each ability alone), RQ2 (all mixed), RQ3 (setups
 a, b, c) and DMT k sweep is a point of known amounts (the paper's source sizes:
 GSM8K-RFT 110,142, Code Alpaca 20,022, ShareGPT 86,060); each ability's law is
 fitted on all points but one and predicts the one left out. It must predict
-held-out runs better than a line in the log of the amount, and, for GSM8K and
+held-out runs better than a line in the log of the amount and better than the
+same law without transfer from the other abilities' data, and, for GSM8K and
 MT-Bench, leave less than half of the scores' spread unexplained.
 """
 
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 
 from sftmix.report.paper import paper_table
+from sftmix.suggest.composition import Features
 from sftmix.suggest.law import LawInputs, fit_law
+from sftmix.suggest.model import law_inputs
 
 SIZES = {"maths": 110142, "code": 20022, "general": 86060}
 COLUMN = {"maths": "gsm8k", "code": "humaneval", "general": "mtbench"}
@@ -41,28 +44,31 @@ def _points() -> list[tuple[dict[str, float], dict[str, float], dict[str, float]
     return out
 
 
-def _inputs(ability: str, pts: list) -> LawInputs:
-    last = np.array([p[0][ability] for p in pts])
-    total = np.array([sum(p[0].values()) for p in pts])
-    before = np.array([1.0 if p[1][ability] > 0 else 0.0 for p in pts])
-    return LawInputs(np.log2(1 + last), before, np.where(total > 0, 1 - last / np.maximum(total, 1), 0.0))
+def _loo_rmse(inp: LawInputs, y: np.ndarray) -> float:
+    err = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        err.append(fit_law(inp.take(keep), y[keep], np.zeros(keep.sum())).predict(inp.take([i]))[0] - y[i])
+    return float(np.sqrt(np.mean(np.square(err))))
 
 
 @pytest.mark.parametrize("ability", list(SIZES))
 def test_the_law_predicts_held_out_paper_runs(ability: str) -> None:
     pts = [p for p in _points() if ability in p[2]]
     y = np.array([p[2][ability] for p in pts])
-    inp = _inputs(ability, pts)
-    law_err, line_err = [], []
+    feats = [Features(p[0], p[1]) for p in pts]
+    inp = law_inputs(ability, feats, list(SIZES))
+    law_rmse = _loo_rmse(inp, y)
+    # The same law without transfer from the other abilities' data.
+    alone_rmse = _loo_rmse(law_inputs(ability, feats, [ability]), y)
+    line_err = []
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        fit = fit_law(LawInputs(inp.x[keep], inp.before[keep], inp.others[keep]), y[keep], np.zeros(keep.sum()))
-        law_err.append(fit.predict(LawInputs(inp.x[[i]], inp.before[[i]], inp.others[[i]]))[0] - y[i])
         coef = np.polyfit(inp.x[keep], y[keep], 1)
         line_err.append(np.polyval(coef, inp.x[i]) - y[i])
-    law_rmse = float(np.sqrt(np.mean(np.square(law_err))))
     line_rmse = float(np.sqrt(np.mean(np.square(line_err))))
     assert len(y) == 31
     assert law_rmse < line_rmse, (ability, law_rmse, line_rmse)
+    assert law_rmse < alone_rmse, (ability, law_rmse, alone_rmse)
     if ability != "code":  # the paper itself calls 7B's HumanEval irregular
         assert law_rmse < 0.5 * float(np.std(y)), (ability, law_rmse, float(np.std(y)))

@@ -153,13 +153,16 @@ def _fit_table(model: ResponseModel, obs: list[Observation], held: dict[str, np.
     from sftmix.suggest.law import PARAMS
 
     table = Table("response_fit", "Fitted response per ability",
-                  ["ability", "model", *PARAMS, "held-out RMSE", "Spearman (held-out)"],
-                  caption="Law parameters (see docs/suggest.md); held-out: leave-one-out over the runs.")
+                  ["ability", "model", *PARAMS, "transfer (tau) from", "held-out RMSE", "Spearman (held-out)"],
+                  caption="Law parameters (see docs/suggest.md); transfer: the fraction of another ability's "
+                          "examples that counts as this ability's own; held-out: leave-one-out over the runs.")
     for a, m in model.models.items():
         measured = np.array([o.scores[a] for o in obs])
         rmse = float(np.sqrt(np.mean((held[a] - measured) ** 2)))
         params = m.law.params() if m.law is not None else {}
-        table.rows.append([a, m.kind, *(params.get(p) for p in PARAMS), rmse, _spearman(held[a], measured)])
+        transfer = ", ".join(f"{p.removeprefix('tau_')} {v:.2f}" for p, v in params.items() if p.startswith("tau_"))
+        table.rows.append([a, m.kind, *(params.get(p) for p in PARAMS), transfer or None, rmse,
+                           _spearman(held[a], measured)])
     return table
 
 

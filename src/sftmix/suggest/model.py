@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sftmix.suggest.composition import Features
-from sftmix.suggest.law import PARAMS, LawFit, LawInputs, fit_law
+from sftmix.suggest.law import LawFit, LawInputs, fit_law
 
 log = logging.getLogger(__name__)
 
 GP_MARGIN = 0.8  # the GP replaces the law when its leave-one-out error is below 0.8x the law's
-MIN_RUNS_TO_COMPARE = len(PARAMS) + 2
+
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,15 @@ class Observation:
     se: dict[str, float]
 
 
-def law_inputs(ability: str, feats: list[Features]) -> LawInputs:
+def law_inputs(ability: str, feats: list[Features], abilities: list[str]) -> LawInputs:
+    """``ability``'s law inputs for the runs ``feats``; every other of ``abilities`` may transfer to it."""
+    sources = tuple(b for b in abilities if b != ability)
     last = np.array([f.last.get(ability, 0.0) for f in feats])
     total = np.array([f.total_last() for f in feats])
     before = np.array([1.0 if f.prior.get(ability, 0.0) > 0 else 0.0 for f in feats])
     others = np.where(total > 0, 1.0 - last / np.maximum(total, 1.0), 0.0)
-    return LawInputs(np.log2(1.0 + last), before, others)
+    other_last = np.array([[f.last.get(b, 0.0) for b in sources] for f in feats]).reshape(len(feats), len(sources))
+    return LawInputs(last, before, others, other_last, sources)
 
 
 def gp_inputs(abilities: list[str], feats: list[Features]) -> np.ndarray:
@@ -97,7 +100,7 @@ class ResponseModel:
         for a, m in self.models.items():
             if m.kind == "law":
                 assert m.law is not None
-                out[a] = self._bound(a, m.law.predict(law_inputs(a, feats)))
+                out[a] = self._bound(a, m.law.predict(law_inputs(a, feats, self.abilities)))
             else:
                 out[a] = self._bound(a, m.gp.predict(gp_inputs(self.abilities, feats)))  # type: ignore[attr-defined]
         return out
@@ -107,7 +110,7 @@ class ResponseModel:
         out = {}
         for a, m in self.models.items():
             if m.kind == "law":
-                inp = law_inputs(a, feats)
+                inp = law_inputs(a, feats, self.abilities)
                 out[a] = self._bound(a, np.array([LawFit(t, 0.0).predict(inp) for t in m.replicates]))
             else:
                 x = gp_inputs(self.abilities, feats)
@@ -120,10 +123,8 @@ def _loo_law(inp_all: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarra
     errors = []
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        sub = LawInputs(inp_all.x[keep], inp_all.before[keep], inp_all.others[keep])
-        f = fit_law(sub, y[keep], se[keep], start)
-        one = LawInputs(inp_all.x[[i]], inp_all.before[[i]], inp_all.others[[i]])
-        errors.append(float(f.predict(one)[0] - y[i]))
+        f = fit_law(inp_all.take(keep), y[keep], se[keep], start)
+        errors.append(float(f.predict(inp_all.take([i]))[0] - y[i]))
     return float(np.sqrt(np.mean(np.square(errors))))
 
 
@@ -148,10 +149,10 @@ def fit_model(observations: list[Observation], abilities: list[str], replicates:
     for a in abilities:
         y = np.array([o.scores[a] for o in observations])
         se = np.array([o.se.get(a, 0.0) for o in observations])
-        inp = law_inputs(a, feats)
+        inp = law_inputs(a, feats, abilities)
         law = fit_law(inp, y, se)
         m = AbilityModel(a, "law", law, None)
-        if allow_gp and n >= MIN_RUNS_TO_COMPARE:
+        if allow_gp and n >= len(law.theta) + 2:
             m.loo_law = _loo_law(inp, y, se, law.theta)
             m.loo_gp = _loo_gp(gp_inputs(abilities, feats), y, se)
             if m.loo_gp < GP_MARGIN * m.loo_law:
@@ -163,8 +164,7 @@ def fit_model(observations: list[Observation], abilities: list[str], replicates:
         for _ in range(replicates if m.kind == "law" else 0):
             idx = rng.integers(0, n, n)
             y_b = y[idx] + rng.normal(0.0, 1.0, n) * se[idx]
-            sub = LawInputs(inp.x[idx], inp.before[idx], inp.others[idx])
-            m.replicates.append(fit_law(sub, y_b, se[idx], law.theta).theta)
+            m.replicates.append(fit_law(inp.take(idx), y_b, se[idx], law.theta).theta)
         models[a] = m
     return ResponseModel(abilities, models, observations, replicates, seed)
 
@@ -176,11 +176,10 @@ def loo_predictions(observations: list[Observation], abilities: list[str]) -> di
     for a in abilities:
         y = np.array([o.scores[a] for o in observations])
         se = np.array([o.se.get(a, 0.0) for o in observations])
-        inp = law_inputs(a, feats)
+        inp = law_inputs(a, feats, abilities)
         pred = []
         for i in range(len(y)):
             keep = np.arange(len(y)) != i
-            f = fit_law(LawInputs(inp.x[keep], inp.before[keep], inp.others[keep]), y[keep], se[keep])
-            pred.append(float(f.predict(LawInputs(inp.x[[i]], inp.before[[i]], inp.others[[i]]))[0]))
+            pred.append(float(fit_law(inp.take(keep), y[keep], se[keep]).predict(inp.take([i]))[0]))
         out[a] = np.array(pred)
     return out
