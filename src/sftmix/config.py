@@ -255,6 +255,15 @@ class Problems:
             raise ConfigError("; ".join(self.items))
 
 
+class FieldError(ValueError):
+    """A problem a model-level validator finds in one of the model's fields: ``loc`` names the
+    field (as pydantic's locations do), so the message points at its line, not at the model."""
+
+    def __init__(self, loc: tuple[Any, ...], found: Any, message: str) -> None:
+        super().__init__(message)
+        self.loc, self.found = loc, found
+
+
 def describe_validation_error(exc: ValidationError, source: str, node: yaml.Node | None = None,
                               prefix: tuple[Any, ...] = ()) -> str:
     """One paragraph per problem: where, what was found, what was expected.
@@ -264,6 +273,9 @@ def describe_validation_error(exc: ValidationError, source: str, node: yaml.Node
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            loc, err = loc + cause.loc, {**err, "input": cause.found, "msg": str(cause)}
         full = prefix + loc
         line = _line_of(node, full)
         where = f"{source}" + (f", line {line}" if line else "")

@@ -72,6 +72,12 @@ def test_a_bad_config_exits_2_with_file_line_and_field(tmp_path: Path) -> None:
     proc = _sftmix("train", "bad.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "bad.yaml, line 2, field 'strategy.dmt.k'" in proc.stderr and "required" in proc.stderr
+    config.write_text("model: {tiny: {}}\nabilities: {maths: {data: m.jsonl}}\nstages:\n"
+                      "  - name: one\n    data:\n      - {ability: maths}\n      - {ability: physics}\n")
+    proc = _sftmix("train", "bad.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert ("bad.yaml, line 7, field 'stages[0].data[1].ability': found 'physics', expected: one of the "
+            "abilities under 'abilities' (['maths'])") in proc.stderr, proc.stderr
     assert not (tmp_path / "runs").exists()  # nothing is created before the file is valid
 
 

@@ -129,7 +129,7 @@ def test_explicit_stages_name_abilities_as_a_studys_stages_do(shared_data: Path,
         [("maths", 1.0)], [("general", 1.0), ("code", 0.25)]]
     # Naming the ability or its file gives the same stages.
     assert build_plan(study).stages == build_plan(schedule_study(by_file)).stages
-    with pytest.raises(ValueError, match="takes ability 'physics', which 'abilities' does not name"):
+    with pytest.raises(ValueError, match="takes ability 'physics', which it does not name"):
         ScheduleConfig.model_validate({"model": {"tiny": {}}, "abilities": {"maths": {"data": "m.jsonl"}},
                                        "stages": [{"name": "s", "data": [{"ability": "physics"}]}]})
     with pytest.raises(ValueError, match="exactly one of 'path'"):

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field, create_model, model_validator
 
-from sftmix.config import Amount, StrictModel
+from sftmix.config import Amount, FieldError, StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -311,9 +311,10 @@ class ScheduleConfig(StrictModel):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, found {names}")
-        for stage in self.stages:
-            for part in stage.data:
+        for s, stage in enumerate(self.stages):
+            for d, part in enumerate(stage.data):
                 if part.ability is not None and part.ability not in self.abilities:
-                    raise ValueError(f"stage '{stage.name}' takes ability '{part.ability}', which "
-                                     f"'abilities' does not name (it has {sorted(self.abilities)})")
+                    raise FieldError(("stages", s, "data", d, "ability"), part.ability,
+                                     f"one of the abilities under 'abilities' ({sorted(self.abilities)}); "
+                                     f"stage '{stage.name}' takes ability '{part.ability}', which it does not name")
         return self
