@@ -20,8 +20,7 @@ def test_one_line_with_numbers_as_numbers() -> None:
         "stage maths: step 12/59  loss 1.8431  lr 3.51e-04  6,120 tokens/s  epoch 0.63")
 
 
-def test_quiet_trainer_swaps_the_dict_printing_and_filters_the_tied_head_warning(
-        tmp_path: Path, caplog) -> None:
+def test_quiet_trainer_swaps_the_dict_printing_and_filters_the_tied_head_warning(tmp_path: Path) -> None:
     model = tiny_llama(64, layers=1, hidden=16, heads=2, kv_heads=1)
     model.config.tie_word_embeddings = True
     args = TrainingArguments(output_dir=str(tmp_path), disable_tqdm=True, report_to="none",
@@ -31,10 +30,18 @@ def test_quiet_trainer_swaps_the_dict_printing_and_filters_the_tied_head_warning
     quiet_trainer(trainer, "s", verbose=False)
     kinds = [type(c) for c in trainer.callback_handler.callbacks]
     assert PrinterCallback not in kinds and ProgressCallback not in kinds and StepLineCallback in kinds
-    with caplog.at_level(logging.WARNING, logger="transformers.trainer"):
-        logging.getLogger("transformers.trainer").warning(f"{TIED_HEAD_WARNING}.")
-        logging.getLogger("transformers.trainer").warning("There were missing keys: ['model.norm.weight']")
-    assert [r.getMessage() for r in caplog.records] == ["There were missing keys: ['model.norm.weight']"]
+    # transformers' loggers may not propagate to the root: listen on the logger itself.
+    trainer_log = logging.getLogger("transformers.trainer")
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    trainer_log.addHandler(handler)
+    try:
+        trainer_log.warning(f"{TIED_HEAD_WARNING}.")
+        trainer_log.warning("There were missing keys: ['model.norm.weight']")
+    finally:
+        trainer_log.removeHandler(handler)
+    assert seen == ["There were missing keys: ['model.norm.weight']"]
     verbose = Trainer(model=model, args=args)
     quiet_trainer(verbose, "s", verbose=True)
     assert any(isinstance(c, PrinterCallback) for c in verbose.callback_handler.callbacks)
