@@ -104,6 +104,10 @@ def test_older_schedule_files_are_read_as_the_study_vocabulary_with_a_warning(
     with pytest.raises(ConfigError, match=r"strategy.options.k"):
         plan_schedule(ScheduleConfig.model_validate(
             {"model": {"tiny": {}}, "sources": SOURCES, "strategy": {"name": "dmt", "options": {"k": 2}}}))
+    # Where the options were written is the loader's business, not a key of the file.
+    with pytest.raises(ValueError, match="where"):
+        ScheduleConfig.model_validate({"model": {"tiny": {}}, "sources": SOURCES,
+                                       "strategy": {"name": "dmt", "options": {"k": 1}, "where": ["x"]}})
     # A strategy without options may be written as its bare name.
     assert _names(ScheduleConfig.model_validate(
         {"model": {"tiny": {}}, "abilities": {n: {"data": f} for n, f in SOURCES.items()},

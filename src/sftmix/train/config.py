@@ -20,7 +20,7 @@ import logging
 import math
 from typing import Any, Literal
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, PrivateAttr, create_model, model_validator
 
 from sftmix.config import Amount, FieldError, StrictModel
 
@@ -248,28 +248,35 @@ class StrategyConfig(StrictModel):
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
-    # Where the options were written in the file (for error messages).
-    where: tuple[str, ...] = Field(default=("strategy",), exclude=True)
+    # Where the options were written in the file (for error messages); not a field a file can set.
+    _where: tuple[str, ...] = PrivateAttr(default=("strategy",))
 
-    @model_validator(mode="before")
+    @property
+    def where(self) -> tuple[str, ...]:
+        return self._where
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _spelling(cls, data: Any) -> Any:
+    def _spelling(cls, data: Any, handler: Any) -> StrategyConfig:
+        where: tuple[str, ...] = ("strategy",)
         if isinstance(data, str):
-            return {"name": data}
-        if isinstance(data, dict) and "name" in data:
+            data = {"name": data}
+        elif isinstance(data, dict) and "name" in data:
             log.warning("strategy: '{name: %s, options: ...}' is the old spelling of '{%s: {...}}' "
                         "(as a study's strategies design writes it); it is read as such",
                         data["name"], data["name"])
-            return {**data, "where": ("strategy", "options")}
-        if isinstance(data, dict) and len(data) == 1:
+            where = ("strategy", "options")
+        elif isinstance(data, dict) and len(data) == 1:
             ((name, options),) = data.items()
             if options is None or options is True:
                 options = {}
-            return {"name": name, "options": options, "where": ("strategy", name)}
-        if isinstance(data, dict):
+            data, where = {"name": name, "options": options}, ("strategy", name)
+        elif isinstance(data, dict):
             raise ValueError(f"name one strategy, e.g. 'multi_task' or '{{dmt: {{k: 1/16}}}}'; "
                              f"found {sorted(data)}")
-        return data
+        config = handler(data)
+        config._where = where
+        return config
 
 
 class ScheduleConfig(StrictModel):
