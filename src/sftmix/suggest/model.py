@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 GP_MARGIN = 0.8  # the GP replaces the law when its leave-one-out error is below 0.8x the law's
 
 
-
 @dataclass(frozen=True)
 class Observation:
     """One completed run: its features and each ability's headline score with its error."""
