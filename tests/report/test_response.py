@@ -20,9 +20,10 @@ from tests.report.conftest import make_study, study_dict
 
 pytestmark = pytest.mark.slow
 
-TRUE = {"maths": np.array([0.02, 0.85, 10.5, 1.5, 3.0, 0.5]),
-        "code": np.array([0.00, 0.90, 9.0, 2.0, 3.0, 0.2]),
-        "general": np.array([0.10, 0.70, 6.0, 1.2, 1.0, -0.8])}
+# (lo, span, mu, beta, delta, gamma, then tau from the two other abilities: no transfer)
+TRUE = {"maths": np.array([0.02, 0.85, 10.5, 1.5, 3.0, 0.5, 0.0, 0.0]),
+        "code": np.array([0.00, 0.90, 9.0, 2.0, 3.0, 0.2, 0.0, 0.0]),
+        "general": np.array([0.10, 0.70, 6.0, 1.2, 1.0, -0.8, 0.0, 0.0])}
 SUITE = {"maths": "gsm8k", "code": "humaneval", "general": "ifeval"}
 
 

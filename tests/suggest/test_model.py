@@ -13,12 +13,13 @@ from sftmix.suggest.model import Observation, fit_model, law_inputs, loo_predict
 
 SIZES = {"maths": 2048, "code": 2048, "general": 2048}
 LEVELS = [1 / 8, 1 / 4, 1 / 2, 1.0]
-# Known laws (lo, span, mu, beta, delta, gamma[, tau from each other ability]), shaped like the lab's
-# abilities; half of every maths example counts as a code example (the lab's code leans on maths data).
+# Known laws (lo, span, mu, beta, delta, gamma, then tau from each other ability in SIZES' order),
+# shaped like the lab's abilities; half of every maths example counts as a code example (the lab's
+# code leans on maths data), and nothing else transfers.
 TRUE = {
-    "maths": np.array([0.02, 0.85, 9.8, 2.0, 3.0, 0.6]),
+    "maths": np.array([0.02, 0.85, 9.8, 2.0, 3.0, 0.6, 0.0, 0.0]),
     "code": np.array([0.00, 0.90, 10.2, 2.5, 3.5, 0.3, 0.5, 0.0]),
-    "general": np.array([0.05, 0.75, 9.5, 1.5, 1.0, -0.8]),
+    "general": np.array([0.05, 0.75, 9.5, 1.5, 1.0, -0.8, 0.0, 0.0]),
 }
 
 
@@ -64,10 +65,8 @@ def test_law_recovers_known_curves_from_a_few_runs() -> None:
         assert params["mu"] == pytest.approx(TRUE[a][2], abs=0.6)
         assert params["lo"] + params["span"] == pytest.approx(TRUE[a][0] + TRUE[a][1], abs=0.12)
         # Transfer is found where it is, and not where it is not.
-        true_tau = dict(zip((b for b in SIZES if b != a), TRUE[a][6:], strict=False))
-        for b in SIZES:
-            if b != a:
-                assert params[f"tau_{b}"] == pytest.approx(true_tau.get(b, 0.0), abs=0.2), (a, b, params)
+        for b, tau in zip((b for b in SIZES if b != a), TRUE[a][6:], strict=True):
+            assert params[f"tau_{b}"] == pytest.approx(tau, abs=0.2), (a, b, params)
 
 
 def test_bootstrap_intervals_cover_the_truth() -> None:

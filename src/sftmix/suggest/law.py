@@ -89,10 +89,9 @@ class LawInputs:
 
 
 def law(theta: np.ndarray, inp: LawInputs) -> np.ndarray:
-    """The law at ``theta``; a theta of the six base parameters alone means no transfer."""
-    lo, span, mu, beta, delta, gamma = theta[:6]
-    tau = theta[6:] if len(theta) > 6 else np.zeros(len(inp.sources))
-    amount = inp.last + inp.other_last @ tau
+    """The law at ``theta``: the six base parameters, then one transfer fraction per source."""
+    lo, span, mu, beta, delta, gamma = theta[: len(PARAMS)]
+    amount = inp.last + inp.other_last @ theta[len(PARAMS):]
     z = beta * (np.log2(1.0 + amount) + delta * inp.before - mu) + gamma * inp.others
     return lo + span * expit(z)
 
