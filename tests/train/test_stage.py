@@ -183,3 +183,18 @@ def test_max_steps_caps_the_epochs_and_never_adds_any(shared_data: Path, tmp_pat
         records = read_train_log(out / "train_log.jsonl")
         assert [r["step"] for r in records] == list(range(1, steps + 1))
         assert records[-1]["epoch"] <= 1.0
+
+
+def test_precisions_keep_fp32_master_weights_unless_asked(shared_data: Path,
+                                                          tmp_path: Path) -> None:
+    # bf16 autocast trains fp32 weights (what a stage publishes); bf16_weights keeps the
+    # weights (and AdamW's state) in bf16 and publishes them so. Both train.
+    examples = _examples(shared_data, 4)
+    base = _base(examples, tmp_path / "base")
+    before = load_file(base / "model.safetensors")
+    for precision, dtype in (("bf16", torch.float32), ("bf16_weights", torch.bfloat16)):
+        settings = SETTINGS.model_copy(update={"precision": precision, "epochs": 1.0})
+        after = load_file(run_stage(base, examples, settings, tmp_path / precision)
+                          / "model.safetensors")
+        assert {t.dtype for t in after.values()} == {dtype}, precision
+        assert any(not torch.equal(before[k].to(dtype), after[k]) for k in before), precision
