@@ -96,7 +96,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true",
                         help="truncated models, short rows, a few steps (the CPU check)")
-    parser.add_argument("--models", default="smollm2,llama1b")
+    parser.add_argument("--models", default="smollm2,llama1b",
+                        help="comma list of smollm2,llama1b to train ('none': generation only)")
     parser.add_argument("--max-length", type=int, default=None, help="default 2048; quick 256")
     parser.add_argument("--batch", type=int, default=None, help="rows per step; default 16, quick 2")
     parser.add_argument("--steps", type=int, default=None, help="measured steps; default 8, quick 2")
@@ -110,6 +111,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompts", type=int, default=None, help="generation prompts; default 128")
     parser.add_argument("--new-tokens", type=int, default=None, help="default 256; quick 16")
     parser.add_argument("--gen-batch", type=int, default=None, help="default 64; quick 4")
+    parser.add_argument("--gen-dtypes", default=None,
+                        help="comma list of bfloat16,float32: the first is timed as the headline, "
+                             "float32 is always among them (default: both on CUDA, float32 else)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.max_length = args.max_length or (256 if quick else 2048)
@@ -120,9 +124,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.new_tokens = args.new_tokens or (16 if quick else 256)
     args.gen_batch = args.gen_batch or (4 if quick else 64)
     cuda = args.device.startswith("cuda")
+    dtypes = (args.gen_dtypes or ("bfloat16,float32" if cuda else "float32")).split(",")
+    if not set(dtypes) <= {"bfloat16", "float32"}:
+        parser.error(f"--gen-dtypes: found {args.gen_dtypes!r}, expected bfloat16 and/or float32")
+    args.gen_dtypes = [getattr(torch, d) for d in dict.fromkeys([*dtypes, "float32"])]
     if args.ablations is None:
         args.ablations = "sdpa,compile,unfused,bf16_weights,fp32" if cuda else "unfused,bf16"
     args.ablations = [] if args.ablations == "none" else args.ablations.split(",")
+    args.models = [] if args.models == "none" else args.models.split(",")
+    if not set(args.models) <= {"smollm2", "llama1b"}:
+        parser.error(f"--models: found {','.join(args.models)!r}, expected smollm2 and/or llama1b")
     return args
 
 
@@ -358,8 +369,11 @@ def hf_batched_generate(model: Any, tokenizer: Any, encoded: list[list[int]], ba
         ids = torch.tensor([[pad] * (width - len(x)) + x for x in chunk], device=device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in chunk], device=device)
         with torch.inference_mode():
+            # use_cache explicitly: a model built from a training config (use_cache=False)
+            # carries that into its generation config, and generate would then recompute
+            # the whole sequence at every step -- not the baseline a user runs.
             out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                 max_new_tokens=new_tokens, pad_token_id=pad)
+                                 max_new_tokens=new_tokens, pad_token_id=pad, use_cache=True)
         texts += [tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]
     return texts
 
@@ -370,42 +384,66 @@ def cut_at(text: str, stops: Sequence[str]) -> str:
     return text[:cut].strip()
 
 
+def first_divergence(tokenizer: Any, a: str, b: str) -> int:
+    """Index of the first token at which two completions differ."""
+    x, y = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in (a, b))
+    return next((i for i, (u, v) in enumerate(zip(x, y, strict=False)) if u != v),
+                min(len(x), len(y)))
+
+
 def measure_generation(config: Any, tokenizer: Any, questions: Sequence[str],
                        args: argparse.Namespace) -> dict[str, Any]:
+    """Both paths timed and compared in each dtype: bf16 (what `sftmix eval` runs on CUDA), fp32.
+
+    With random weights the top two logits are often close, so bf16's rounding (which
+    differs between two correct implementations that batch and mask differently) flips
+    some greedy choices; fp32 shows whether the engine computes the same thing.
+    """
     from sftmix.eval.base import GenerationSpec
     from sftmix.eval.engine.generation import HFGenerator, PromptRenderer
 
-    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32  # as `sftmix eval`
-    model = build_model(model_config(config, "smollm2", args.quick, "sdpa"), None, "sdpa")
-    model.config.use_cache = True
-    model = model.to(device=args.device, dtype=dtype).eval()
+    dtypes = args.gen_dtypes
+    model = build_model(model_config(config, "smollm2", args.quick, "sdpa"), None, "sdpa").eval()
     renderer = PromptRenderer(tokenizer)
     prompts = [[Message("user", q)] for q in questions[:args.prompts]]
     encoded = [renderer.encode(renderer.render(p)) for p in prompts]
+    stops = renderer.stops_for(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     spec = GenerationSpec(max_new_tokens=args.new_tokens)
-    engine = HFGenerator(model, tokenizer, renderer, batch_size=args.gen_batch, progress=False)
-    hf_batched_generate(model, tokenizer, encoded[:2], 2, 4, pad)  # warm-up of both paths
-    engine(prompts[:2], GenerationSpec(max_new_tokens=4))
-    synchronize(args.device)
-    start, cpu = time.perf_counter(), time.process_time()
-    hf = hf_batched_generate(model, tokenizer, encoded, args.gen_batch, args.new_tokens, pad)
-    synchronize(args.device)
-    hf_seconds = elapsed(args.device, time.perf_counter() - start, time.process_time() - cpu)
-    start, cpu = time.perf_counter(), time.process_time()
-    ours = [o[0].strip() for o in engine(prompts, spec)]
-    synchronize(args.device)
-    ours_seconds = elapsed(args.device, time.perf_counter() - start, time.process_time() - cpu)
-    stops = renderer.stops_for(prompts)
-    hf = [cut_at(t, stops) for t in hf]
-    tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in hf)
-    differing = [i for i, (a, b) in enumerate(zip(hf, ours, strict=True)) if a != b]
+    by_dtype: dict[str, dict[str, Any]] = {}
+    for dtype in dtypes:
+        model = model.to(device=args.device, dtype=dtype)
+        engine = HFGenerator(model, tokenizer, renderer, batch_size=args.gen_batch, progress=False)
+        hf_batched_generate(model, tokenizer, encoded[:2], 2, 4, pad)  # warm-up of both paths
+        engine(prompts[:2], GenerationSpec(max_new_tokens=4))
+        synchronize(args.device)
+        start, cpu = time.perf_counter(), time.process_time()
+        hf = hf_batched_generate(model, tokenizer, encoded, args.gen_batch, args.new_tokens, pad)
+        synchronize(args.device)
+        hf_seconds = elapsed(args.device, time.perf_counter() - start, time.process_time() - cpu)
+        start, cpu = time.perf_counter(), time.process_time()
+        ours = [o[0].strip() for o in engine(prompts, spec)]
+        synchronize(args.device)
+        ours_seconds = elapsed(args.device, time.perf_counter() - start, time.process_time() - cpu)
+        hf = [cut_at(t, stops) for t in hf]
+        tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in hf)
+        differing = [i for i, (a, b) in enumerate(zip(hf, ours, strict=True)) if a != b]
+        by_dtype[str(dtype).removeprefix("torch.")] = {
+            "tokens": tokens, "tok_per_s_hf_batched": round(tokens / hf_seconds, 1),
+            "tok_per_s_sftmix": round(tokens / ours_seconds, 1),
+            "ratio_vs_hf_batched": round(hf_seconds / ours_seconds, 2),
+            "outputs_differing": len(differing),
+            "first_divergence_tokens": sorted(first_divergence(tokenizer, hf[i], ours[i])
+                                              for i in differing)}
+    timed, checked = by_dtype[str(dtypes[0]).removeprefix("torch.")], by_dtype["float32"]
     return {"gen_prompts": len(prompts), "gen_new_tokens": args.new_tokens,
-            "gen_batch": args.gen_batch, "gen_dtype": str(dtype).removeprefix("torch."),
-            "gen_tokens": tokens, "gen_tok_per_s_hf_batched": round(tokens / hf_seconds, 1),
-            "gen_tok_per_s_sftmix": round(tokens / ours_seconds, 1),
-            "gen_ratio_vs_hf_batched": round(hf_seconds / ours_seconds, 2),
-            "greedy_outputs_identical": not differing, "gen_outputs_differing": len(differing)}
+            "gen_batch": args.gen_batch, "gen_dtype": str(dtypes[0]).removeprefix("torch."),
+            "gen_tokens": timed["tokens"], "gen_tok_per_s_hf_batched": timed["tok_per_s_hf_batched"],
+            "gen_tok_per_s_sftmix": timed["tok_per_s_sftmix"],
+            "gen_ratio_vs_hf_batched": timed["ratio_vs_hf_batched"],
+            "gen_ratio_vs_hf_batched_fp32": checked["ratio_vs_hf_batched"],
+            "greedy_outputs_identical": checked["outputs_differing"] == 0,
+            "gen_outputs_differing": timed["outputs_differing"], "generation": by_dtype}
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -451,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import transformers
 
     figures["transformers"] = transformers.__version__
-    for name in args.models.split(","):
+    for name in args.models:
         config = model_config(base_config, name, args.quick, attention)
         initial = build_model(config, None, attention)
         state = {k: v.clone() for k, v in initial.state_dict().items()}
@@ -514,7 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"generation: {gen['gen_prompts']} prompts x {gen['gen_new_tokens']} new tokens, "
               f"sftmix {gen['gen_tok_per_s_sftmix']} tok/s vs transformers batched "
               f"{gen['gen_tok_per_s_hf_batched']} (x{gen['gen_ratio_vs_hf_batched']}); "
-              f"identical greedy outputs: {gen['greedy_outputs_identical']}", flush=True)
+              f"identical greedy outputs in fp32: {gen['greedy_outputs_identical']}, "
+              f"differing in {gen['gen_dtype']}: {gen['gen_outputs_differing']}", flush=True)
         figures.update(gen)
     print(json.dumps(figures))
     return 0

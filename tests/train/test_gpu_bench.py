@@ -24,6 +24,7 @@ def test_quick_cpu_run_reports_the_figures(tmp_path: Path, shared_data: Path) ->
     assert {p.name for p in assets.iterdir()} == {"smollm2", "mixture.jsonl", "gsm8k_prompts.jsonl"}
     run = subprocess.run([sys.executable, str(BENCH), "--device", "cpu", "--quick",
                           "--ablations", "none", "--assets", str(assets),
+                          "--gen-dtypes", "bfloat16,float32",  # what a CUDA run compares
                           "--data", str(tmp_path / "absent")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads(run.stdout.strip().splitlines()[-1])
@@ -36,3 +37,26 @@ def test_quick_cpu_run_reports_the_figures(tmp_path: Path, shared_data: Path) ->
     assert figures["ratio_vs_trl_packed"] == pytest.approx(
         figures["tokens_per_s"] / figures["smollm2"]["trl_packed"]["tokens_per_s"], rel=0.02)
     assert figures["gen_tokens"] > 0 and figures["greedy_outputs_identical"] is True
+    assert figures["gen_dtype"] == "bfloat16" and set(figures["generation"]) == {"bfloat16", "float32"}
+    fp32 = figures["generation"]["float32"]
+    assert fp32["outputs_differing"] == 0 and fp32["first_divergence_tokens"] == []
+    assert figures["gen_ratio_vs_hf_batched_fp32"] == fp32["ratio_vs_hf_batched"] > 0
+
+
+def test_the_generate_baseline_decodes_with_a_cache(monkeypatch) -> None:
+    # The bench's models come from a training config (use_cache=False); the transformers
+    # baseline must still decode one new token per step, not recompute the whole sequence.
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    from gpu_train_bench import hf_batched_generate
+    from tests.train.helpers import smollm2_tokenizer, tiny_llama
+
+    model = tiny_llama(smollm2_tokenizer().vocab_size).eval()
+    model.config.use_cache = False
+    model.generation_config.use_cache = False
+    widths: list[int] = []
+    model.model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    prompts = [[5, 6, 7, 8, 9], [10, 11, 12]]
+    texts = hf_batched_generate(model, smollm2_tokenizer(), prompts, 2, 6, pad=0)
+    assert len(texts) == 2
+    assert widths[0] == 5 and widths[1:] == [1] * (len(widths) - 1) and len(widths) == 6
