@@ -428,13 +428,21 @@ def measure_generation(config: Any, tokenizer: Any, questions: Sequence[str],
         hf = [cut_at(t, stops) for t in hf]
         tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in hf)
         differing = [i for i, (a, b) in enumerate(zip(hf, ours, strict=True)) if a != b]
-        by_dtype[str(dtype).removeprefix("torch.")] = {
+        figures = {
             "tokens": tokens, "tok_per_s_hf_batched": round(tokens / hf_seconds, 1),
             "tok_per_s_sftmix": round(tokens / ours_seconds, 1),
             "ratio_vs_hf_batched": round(hf_seconds / ours_seconds, 2),
             "outputs_differing": len(differing),
             "first_divergence_tokens": sorted(first_divergence(tokenizer, hf[i], ours[i])
                                               for i in differing)}
+        if dtype != torch.float32:
+            # The control: transformers against itself at half the batch, where only the
+            # padding (and so the rounding) changes.
+            half = [cut_at(t, stops) for t in hf_batched_generate(
+                model, tokenizer, encoded, max(1, args.gen_batch // 2), args.new_tokens, pad)]
+            figures["outputs_differing_hf_half_batch"] = sum(a != b for a, b in zip(hf, half,
+                                                                                     strict=True))
+        by_dtype[str(dtype).removeprefix("torch.")] = figures
     timed, checked = by_dtype[str(dtypes[0]).removeprefix("torch.")], by_dtype["float32"]
     return {"gen_prompts": len(prompts), "gen_new_tokens": args.new_tokens,
             "gen_batch": args.gen_batch, "gen_dtype": str(dtypes[0]).removeprefix("torch."),
@@ -553,7 +561,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"sftmix {gen['gen_tok_per_s_sftmix']} tok/s vs transformers batched "
               f"{gen['gen_tok_per_s_hf_batched']} (x{gen['gen_ratio_vs_hf_batched']}); "
               f"identical greedy outputs in fp32: {gen['greedy_outputs_identical']}, "
-              f"differing in {gen['gen_dtype']}: {gen['gen_outputs_differing']}", flush=True)
+              f"differing in {gen['gen_dtype']}: {gen['gen_outputs_differing']} (transformers "
+              f"against itself at half the batch: "
+              f"{gen['generation'][gen['gen_dtype']].get('outputs_differing_hf_half_batch', '-')})",
+              flush=True)
         figures.update(gen)
     print(json.dumps(figures))
     return 0

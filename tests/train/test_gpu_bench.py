@@ -40,6 +40,7 @@ def test_quick_cpu_run_reports_the_figures(tmp_path: Path, shared_data: Path) ->
     assert figures["gen_dtype"] == "bfloat16" and set(figures["generation"]) == {"bfloat16", "float32"}
     fp32 = figures["generation"]["float32"]
     assert fp32["outputs_differing"] == 0 and fp32["first_divergence_tokens"] == []
+    assert "outputs_differing_hf_half_batch" in figures["generation"]["bfloat16"]
     assert figures["gen_ratio_vs_hf_batched_fp32"] == fp32["ratio_vs_hf_batched"] > 0
 
 
