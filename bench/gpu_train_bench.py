@@ -524,19 +524,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run_sftmix, cfg, state, tokenized, tokenizer, args, **{**best, **change}))
             if not args.skip_trl:
                 sdpa_config = model_config(base_config, name, args.quick, "sdpa")
-                runs["trl_default"] = guarded("trl_default", partial(
-                    run_trl, sdpa_config, state, examples, tokenizer, args, packing=False,
-                    attention="sdpa", precision=precision))
-                runs["trl_packed"] = guarded("trl_packed", partial(
-                    run_trl, config, state, examples, tokenizer, args, packing=True,
-                    attention=attention, precision=precision))
-                runs["trl_packed"]["attention"] = attention
-                if "error" in runs["trl_packed"] and attention != "sdpa":
-                    # TRL's padding-free path may not take this kernel; its next best is sdpa.
-                    runs["trl_packed"] = guarded("trl_packed (sdpa)", partial(
-                        run_trl, sdpa_config, state, examples, tokenizer, args, packing=True,
-                        attention="sdpa", precision=precision))
-                    runs["trl_packed"]["attention"] = "sdpa"
+                for run_name, packing in (("trl_default", False), ("trl_packed", True)):
+                    # TRL with the machine's best kernel, as its user would load the model;
+                    # if TRL's path rejects that kernel, its next best is sdpa.
+                    runs[run_name] = guarded(run_name, partial(
+                        run_trl, config, state, examples, tokenizer, args, packing=packing,
+                        attention=attention, precision=precision))
+                    runs[run_name]["attention"] = attention
+                    if "error" in runs[run_name] and attention != "sdpa":
+                        runs[run_name] = guarded(f"{run_name} (sdpa)", partial(
+                            run_trl, sdpa_config, state, examples, tokenizer, args,
+                            packing=packing, attention="sdpa", precision=precision))
+                        runs[run_name]["attention"] = "sdpa"
         for run_name, r in runs.items():
             if "error" in r:
                 continue
