@@ -6,9 +6,12 @@ in the same run:
 
 * **per-job overhead, submission to start.** ``plain``: bare ``sbatch --wrap``
   jobs that write the time they start (the scheduler's own latency, the
-  baseline). ``sftmix``: the reduced study's jobs through ``--executor slurm``,
-  from the moment each could start (submitted, and its dependencies ended) to
-  the moment its job started (SLURM's ``StartTime``; whole seconds);
+  baseline), timed both from ``sbatch`` to the job's first command and, on
+  SLURM's clock, from ``SubmitTime`` to ``StartTime``. ``sftmix``: the reduced
+  study's jobs through ``--executor slurm``, from the moment each could start
+  (submitted, and its dependencies ended) to the moment its job started
+  (SLURM's ``StartTime``; whole seconds) -- the figure to set beside the plain
+  jobs' SLURM-clock one;
 * **wall time of the reduced study** (the tiny-Llama study of
   ``tests/study/test_slurm.py``: a base model, two mixtures, two DMT stages, one
   evaluation job of three suites), local executor against ``--executor slurm
@@ -52,18 +55,31 @@ def _sftmix(*args: str | Path) -> float:
     return time.monotonic() - started
 
 
-def plain_latency(folder: Path, jobs: int) -> list[float]:
-    """Seconds from ``sbatch`` to the first command of the job, one job at a time."""
-    out = []
+def job_times(job_id: str) -> tuple[float, float, float]:
+    """SLURM's SubmitTime, StartTime and EndTime of a job (whole seconds)."""
+    fields = dict(item.split("=", 1) for item in subprocess.run(
+        ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True,
+        check=True).stdout.split() if "=" in item)
+    return (_slurm_time(fields["SubmitTime"]), _slurm_time(fields["StartTime"]),
+            _slurm_time(fields["EndTime"]))
+
+
+def plain_latency(folder: Path, jobs: int) -> tuple[list[float], list[float]]:
+    """Bare jobs, one at a time: seconds from ``sbatch`` to the job's first command (client
+    clock), and from submission to SLURM's StartTime (SLURM's clock, as for sftmix's jobs)."""
+    first_command, allocated = [], []
     for i in range(jobs):
         stamp = folder / f"plain{i}.txt"
         submitted = time.time()
-        subprocess.run(["sbatch", "-o", "/dev/null", "--wrap", f"date +%s.%N > {stamp}"], check=True,
-                       capture_output=True)
+        job_id = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap",
+                                 f"date +%s.%N > {stamp}"], check=True, capture_output=True,
+                                text=True).stdout.strip().split(";")[0]
         while not stamp.exists() or not stamp.read_text().strip():
             time.sleep(0.02)
-        out.append(float(stamp.read_text()) - submitted)
-    return out
+        first_command.append(float(stamp.read_text()) - submitted)
+        submit, start, _ = job_times(job_id)
+        allocated.append(start - submit)
+    return first_command, allocated
 
 
 def _slurm_time(text: str) -> float:
@@ -76,13 +92,7 @@ def sftmix_latency(out: Path) -> list[float]:
     from sftmix.study.slurm_queue import read_records
 
     records = read_records(out)
-    times = {}
-    for record in records.values():
-        fields = dict(item.split("=", 1) for item in subprocess.run(
-            ["scontrol", "-o", "show", "job", record["job_id"]], capture_output=True, text=True,
-            check=True).stdout.split() if "=" in item)
-        times[record["job_id"]] = (_slurm_time(fields["SubmitTime"]), _slurm_time(fields["StartTime"]),
-                                   _slurm_time(fields["EndTime"]))
+    times = {record["job_id"]: job_times(record["job_id"]) for record in records.values()}
     out_ = []
     for record in records.values():
         submit, start, _ = times[record["job_id"]]
@@ -103,7 +113,7 @@ def main() -> None:
         cluster = LoopbackCluster(root / "cluster")
         cluster.start()
         try:
-            plain = plain_latency(root, 5 if args.quick else 20)
+            plain, plain_allocated = plain_latency(root, 5 if args.quick else 20)
             study = _write_study(root / "local", data, "bench")
             local = _sftmix("run", study, "-o", root / "local" / "out", "--executor", "local")
             study = _write_study(root / "slurm", data, "bench")
@@ -114,12 +124,17 @@ def main() -> None:
     figures = {
         "plain_sbatch_to_start_s": {"median": round(median(plain), 3), "mean": round(mean(plain), 3),
                                     "max": round(max(plain), 3), "jobs": len(plain)},
+        "plain_submit_to_start_slurm_clock_s": {
+            "mean": round(mean(plain_allocated), 2), "max": round(max(plain_allocated), 2),
+            "jobs": len(plain_allocated), "resolution_s": 1},
         "sftmix_ready_to_start_s": {"mean": round(mean(to_start), 2), "max": round(max(to_start), 2),
                                     "jobs": len(to_start), "resolution_s": 1},
         "study_wall_s": {"local": round(local, 1), "slurm": round(slurm, 1),
                          "ratio_slurm_over_local": round(slurm / local, 2)},
     }
     print(f"plain sbatch, submission to start: median {figures['plain_sbatch_to_start_s']['median']} s")
+    print(f"plain sbatch, submission to start (SLURM clock): mean "
+          f"{figures['plain_submit_to_start_slurm_clock_s']['mean']} s")
     print(f"sftmix jobs, ready to start (SLURM clock): mean {figures['sftmix_ready_to_start_s']['mean']} s")
     print(f"reduced study: local {local:.1f} s, SLURM {slurm:.1f} s ({slurm / local:.2f}x)")
     print(json.dumps(figures))
