@@ -356,6 +356,25 @@ def run_trl(config: Any, state: dict[str, torch.Tensor], examples: Sequence[Exam
     return result
 
 
+def best_trl(model: str, name: str, base_config: Any, state: dict[str, torch.Tensor],
+             examples: Sequence[Example], tokenizer: Any, args: argparse.Namespace, *,
+             packing: bool, kernels: Sequence[str], precision: str) -> dict[str, Any]:
+    """TRL's best configuration: the run with each attention kernel (the machine's best, and
+    sdpa), the fastest kept, every kernel's rate (or error) recorded under ``kernels``."""
+    tried: dict[str, dict[str, Any]] = {}
+    for kernel in dict.fromkeys(kernels):
+        config = model_config(base_config, model, args.quick, kernel)
+        tried[kernel] = guarded(f"{name} ({kernel})", partial(
+            run_trl, config, state, examples, tokenizer, args, packing=packing,
+            attention=kernel, precision=precision))
+    ran = {k: r for k, r in tried.items() if "error" not in r}
+    if not ran:
+        return {"error": "; ".join(f"{k}: {r['error']}" for k, r in tried.items())}
+    kernel = max(ran, key=lambda k: ran[k]["tokens_per_s"])
+    return {**ran[kernel], "attention": kernel,
+            "kernels": {k: r.get("error") or round(r["tokens_per_s"], 1) for k, r in tried.items()}}
+
+
 # -- generation -----------------------------------------------------------------------------
 
 
@@ -523,19 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs[f"sftmix_{ablation}"] = guarded(ablation, partial(
                     run_sftmix, cfg, state, tokenized, tokenizer, args, **{**best, **change}))
             if not args.skip_trl:
-                sdpa_config = model_config(base_config, name, args.quick, "sdpa")
                 for run_name, packing in (("trl_default", False), ("trl_packed", True)):
-                    # TRL with the machine's best kernel, as its user would load the model;
-                    # if TRL's path rejects that kernel, its next best is sdpa.
-                    runs[run_name] = guarded(run_name, partial(
-                        run_trl, config, state, examples, tokenizer, args, packing=packing,
-                        attention=attention, precision=precision))
-                    runs[run_name]["attention"] = attention
-                    if "error" in runs[run_name] and attention != "sdpa":
-                        runs[run_name] = guarded(f"{run_name} (sdpa)", partial(
-                            run_trl, sdpa_config, state, examples, tokenizer, args,
-                            packing=packing, attention="sdpa", precision=precision))
-                        runs[run_name]["attention"] = "sdpa"
+                    runs[run_name] = best_trl(name, run_name, base_config, state, examples, tokenizer,
+                                              args, packing=packing, kernels=(attention, "sdpa"),
+                                              precision=precision)
         for run_name, r in runs.items():
             if "error" in r:
                 continue

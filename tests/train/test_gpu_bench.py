@@ -31,6 +31,10 @@ def test_quick_cpu_run_reports_the_figures(tmp_path: Path, shared_data: Path) ->
     for key in ("mfu", "tokens_per_s", "ratio_vs_trl_packed", "peak_mem_gb"):
         assert isinstance(figures[key], float) and figures[key] > 0, key
     assert set(figures["smollm2"]) == {"sftmix", "trl_default", "trl_packed"}
+    for trl in ("trl_default", "trl_packed"):  # on the CPU the best kernel is sdpa: one run
+        assert figures["smollm2"][trl]["attention"] == "sdpa"
+        assert figures["smollm2"][trl]["kernels"] == {
+            "sdpa": round(figures["smollm2"][trl]["tokens_per_s"], 1)}
     assert set(figures["llama1b"]) == {"sftmix"}
     for run_figures in (*figures["smollm2"].values(), figures["llama1b"]["sftmix"]):
         assert run_figures["trainable_tokens"] > 0 and 0 < run_figures["mfu"] < 1
@@ -61,3 +65,32 @@ def test_the_generate_baseline_decodes_with_a_cache(monkeypatch) -> None:
     texts = hf_batched_generate(model, smollm2_tokenizer(), prompts, 2, 6, pad=0)
     assert len(texts) == 2
     assert widths[0] == 5 and widths[1:] == [1] * (len(widths) - 1) and len(widths) == 6
+
+
+@pytest.mark.slow
+def test_trl_keeps_its_fastest_kernel_and_records_one_that_fails(monkeypatch,
+                                                                  shared_data: Path) -> None:
+    # On a GPU, TRL runs with the machine's best kernel and with sdpa; a kernel its path
+    # rejects is recorded, not fatal, and the rate reported is that of a kernel that ran.
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    from gpu_train_bench import best_trl, build_model, model_config, parse_args
+    from tests.train.helpers import code_alpaca_examples, gsm8k_examples, smollm2_tokenizer
+
+    tokenizer = smollm2_tokenizer()
+    base = tiny_llama_config(tokenizer.vocab_size)
+    args = parse_args(["--device", "cpu", "--quick", "--steps", "1", "--warmup", "1"])
+    state = build_model(model_config(base, "smollm2", True, "sdpa"), None, "sdpa").state_dict()
+    examples = gsm8k_examples(shared_data, 6) + code_alpaca_examples(shared_data, 6)
+    result = best_trl("smollm2", "trl_packed", base, state, examples, tokenizer, args,
+                      packing=True, kernels=("no_such_kernel", "sdpa"), precision="fp32")
+    assert result["attention"] == "sdpa" and result["tokens_per_s"] > 0
+    assert set(result["kernels"]) == {"no_such_kernel", "sdpa"}
+    assert "no_such_kernel" in result["kernels"]["no_such_kernel"]  # the error, as text
+    assert result["kernels"]["sdpa"] == round(result["tokens_per_s"], 1)
+
+
+def tiny_llama_config(vocab_size: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
