@@ -20,8 +20,9 @@ steps after a warm-up:
   configuration: bf16 autocast);
 * ``trl_default`` -- ``trl.SFTTrainer`` as configured by default apart from
   what must match (no gradient checkpointing, same precision, batch, steps);
-* ``trl_packed`` -- the same with ``packing=True`` (padding-free) and the best
-  attention the machine has.
+* ``trl_packed`` -- the same with ``packing=True`` (padding-free);
+  each TRL configuration trains with the machine's best attention and with
+  ``sdpa``, and the faster is kept (its best configuration).
 
 MFU is useful FLOPs (6 x body parameters per real token, attention 6 x layers x
 width x n^2 per example, the head 6 x vocabulary x width per trainable token)
@@ -31,8 +32,11 @@ thread count (the figure a shared machine does not distort). Peak memory is ``to
 training (on the CPU: the process's maximum resident set so far).
 
 Generation: sftmix's batched engine against transformers' batched ``generate``
-(left padding, greedy) on GSM8K test prompts with the SmolLM2-architecture
-model; outputs compared text for text.
+(left padding, greedy, KV cache) on GSM8K test prompts with the
+SmolLM2-architecture model; outputs compared text for text, timed in bf16 and
+fp32 on CUDA (``--gen-dtypes``). Identity is judged in fp32: with random weights
+bf16 rounding flips near-tied greedy choices, and the bench counts how many it
+flips for transformers alone at half the batch as the control.
 
 A GPU machine whose image lacks ``gguf`` cannot read the GGUF, and the data
 folder is outside the working tree that reaches it, so ``--prepare`` writes
