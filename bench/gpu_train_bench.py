@@ -425,8 +425,6 @@ def measure_generation(config: Any, tokenizer: Any, questions: Sequence[str],
     from sftmix.eval.base import GenerationSpec
     from sftmix.eval.engine.generation import HFGenerator, PromptRenderer
 
-    dtypes = args.gen_dtypes
-    model = build_model(model_config(config, "smollm2", args.quick, "sdpa"), None, "sdpa").eval()
     renderer = PromptRenderer(tokenizer)
     prompts = [[Message("user", q)] for q in questions[:args.prompts]]
     encoded = [renderer.encode(renderer.render(p)) for p in prompts]
@@ -434,8 +432,10 @@ def measure_generation(config: Any, tokenizer: Any, questions: Sequence[str],
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     spec = GenerationSpec(max_new_tokens=args.new_tokens)
     by_dtype: dict[str, dict[str, Any]] = {}
-    for dtype in dtypes:
-        model = model.to(device=args.device, dtype=dtype)
+    for dtype in args.gen_dtypes:
+        # The same initial weights in each dtype (build_model seeds), not bf16's rounding of them.
+        model = build_model(model_config(config, "smollm2", args.quick, "sdpa"), None, "sdpa")
+        model = model.to(device=args.device, dtype=dtype).eval()
         engine = HFGenerator(model, tokenizer, renderer, batch_size=args.gen_batch, progress=False)
         hf_batched_generate(model, tokenizer, encoded[:2], 2, 4, pad)  # warm-up of both paths
         engine(prompts[:2], GenerationSpec(max_new_tokens=4))
@@ -466,9 +466,11 @@ def measure_generation(config: Any, tokenizer: Any, questions: Sequence[str],
             figures["outputs_differing_hf_half_batch"] = sum(a != b for a, b in zip(hf, half,
                                                                                      strict=True))
         by_dtype[str(dtype).removeprefix("torch.")] = figures
-    timed, checked = by_dtype[str(dtypes[0]).removeprefix("torch.")], by_dtype["float32"]
+        del model, engine
+    headline = next(iter(by_dtype))  # the first dtype asked for is the one timed as headline
+    timed, checked = by_dtype[headline], by_dtype["float32"]
     return {"gen_prompts": len(prompts), "gen_new_tokens": args.new_tokens,
-            "gen_batch": args.gen_batch, "gen_dtype": str(dtypes[0]).removeprefix("torch."),
+            "gen_batch": args.gen_batch, "gen_dtype": headline,
             "gen_tokens": timed["tokens"], "gen_tok_per_s_hf_batched": timed["tok_per_s_hf_batched"],
             "gen_tok_per_s_sftmix": timed["tok_per_s_sftmix"],
             "gen_ratio_vs_hf_batched": timed["ratio_vs_hf_batched"],
