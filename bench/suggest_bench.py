@@ -43,15 +43,17 @@ from scipy.stats import spearmanr
 
 from sftmix.lab.cli import LAB_ENV, write_corpus
 from sftmix.logging_setup import configure
+from sftmix.results.weights import weighted
 from sftmix.study.config import StudyConfig
+from sftmix.study.cost import source_stats
 from sftmix.study.executor import make_executor
 from sftmix.study.load import load_study
 from sftmix.study.runner import run_study
 from sftmix.suggest.composition import Composition
 from sftmix.suggest.model import Observation, fit_model
-from sftmix.suggest.observations import source_sizes, study_observations
+from sftmix.suggest.observations import study_observations
 from sftmix.suggest.optimise import Optimiser, Settings, plan_tokens
-from sftmix.suggest.search import Space, weighted
+from sftmix.suggest.search import Space
 
 HERE = Path(__file__).resolve().parent
 WEIGHTINGS = {
@@ -72,8 +74,8 @@ def grid_study(base: StudyConfig, space: Space) -> StudyConfig:
 def probe_runs(space: Space, n: int) -> list[Composition]:
     """Cheap to dear: all at 1/8, all at 1, DMT at a middle k, then the rest of the grid."""
     cands = space.candidates()
-    low = Composition.multi_task(dict.fromkeys(space.abilities, min(space.fractions)))
-    full = Composition.multi_task(dict.fromkeys(space.abilities, max(space.fractions)))
+    low = Composition.multi_task(dict.fromkeys(space.abilities, min(space.fractions)), space.general)
+    full = Composition.multi_task(dict.fromkeys(space.abilities, max(space.fractions)), space.general)
     dmt = next(c for c in cands if c.strategy == "dmt" and c.k and c.k > 0)
     order = [low, full, dmt, *(c for c in cands if c not in (low, full, dmt))]
     return order[:n]
@@ -112,10 +114,10 @@ def main() -> int:
     os.environ[LAB_ENV] = str(corpus.resolve())
     base = load_study(HERE / "configs" / "suggest_study.yaml")
     base.workers = args.workers
-    space = Space(list(base.abilities))
+    space = Space(list(base.abilities), general=base.general)
     grid = grid_study(base, space)
-    sizes = source_sizes(base)
-    grid_tokens = plan_tokens(grid, sizes)
+    stats = source_stats(base)
+    grid_tokens = plan_tokens(grid, stats)
     grid_dir = args.out / "grid"
     print(f"grid: {len(grid.runs)} runs, {grid_tokens / 1e6:.1f}M training tokens (estimated, 4 characters each)")
 
@@ -126,7 +128,7 @@ def main() -> int:
         started = time.monotonic()
         outcome = run_study(study, grid_dir, make_executor("local", study))
         wall = time.monotonic() - started
-        tokens = plan_tokens(study, sizes)
+        tokens = plan_tokens(study, stats)
         print(f"probe: {len(chosen)} runs ({', '.join(c.describe() for c in chosen)}) in {wall:.0f} s, "
               f"{tokens / 1e6:.2f}M training tokens; {len(outcome.skipped)} jobs were already complete")
         print(json.dumps({"probe_runs": len(chosen), "wall_s": round(wall, 1), "tokens": tokens,
@@ -140,7 +142,7 @@ def main() -> int:
         print(f"the grid did not finish; see 'sftmix status {grid_dir}'", file=sys.stderr)
         return 1
     print(f"grid complete in {time.monotonic() - started:.0f} s ({len(outcome.skipped)} jobs cached)")
-    _, _, grid_obs = study_observations(grid_dir, sizes=sizes)
+    _, _, grid_obs = study_observations(grid_dir)
     by_name = {o.run: o for o in grid_obs}
 
     summary = {"regret": -math.inf, "tokens_fraction": 0.0, "spearman": math.inf}
@@ -155,7 +157,7 @@ def main() -> int:
         result = Optimiser(base, opt_dir, settings, make_executor("local", base), progress=False).run()
         assert result.best is not None
         own = {r["run"] for rec in result.rounds for r in rec["runs"]}
-        _, _, own_obs = study_observations(opt_dir, sizes=sizes)
+        _, _, own_obs = study_observations(opt_dir)
         own_obs = [o for o in own_obs if o.run.split("/")[1] in own]
         model = fit_model(own_obs, space.abilities, args.replicates)
         seen = {o.features.key() for o in own_obs}

@@ -12,7 +12,6 @@ from sftmix.config import (
     StrictModel,
     apply_overrides,
     load_config,
-    overriding,
     parse_override,
     parse_overrides,
     read_yaml,
@@ -79,13 +78,14 @@ def test_a_bad_overridden_value_is_named_by_its_flag(tmp_path: Path) -> None:
         load_config(path, Config, parse_overrides(["training.max_steps=7"]))
 
 
-def test_a_loader_reading_the_file_gets_the_overrides(tmp_path: Path) -> None:
+def test_overrides_are_set_on_the_data_read_and_named_in_its_source(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("name: a\n")
-    with overriding(path, parse_overrides(["name=b"])):
-        assert read_yaml(str(path))[0] == {"name": "b"}
-        assert read_yaml(tmp_path / "." / "s.yaml")[0] == {"name": "b"}
-    assert read_yaml(path)[0] == {"name": "a"}
+    path.write_text("name: a\ntraining:\n  epochs: 1\n")
+    overrides = parse_overrides(["name=b"])
+    data, source = read_yaml(path, overrides)
+    assert data["name"] == "b" and read_yaml(path)[0]["name"] == "a"
+    assert source.where(("name",)) == f"{path} as set by --set name=b"
+    assert source.where(("training", "epochs")) == f"{path}, line 3"
 
 
 def test_one_spelling_for_amounts() -> None:

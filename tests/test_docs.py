@@ -213,10 +213,10 @@ def _validate_study(data: dict[str, Any]) -> None:
 
 
 def _validate_schedule(data: dict[str, Any]) -> None:
-    from sftmix.train.config import ScheduleConfig
-    from sftmix.train.schedule import plan_schedule
+    from sftmix.study import spellings
+    from sftmix.study.schedule import ScheduleConfig, stages_of
 
-    assert plan_schedule(ScheduleConfig.model_validate(data))
+    assert stages_of(ScheduleConfig.model_validate(spellings.schedule(data)))
 
 
 def _validate_mixture(data: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import pkgutil
 import sys
 from collections.abc import Callable
 
-from sftmix import __version__
+from sftmix import __version__, settings
 from sftmix.errors import SftmixError
 from sftmix.logging_setup import configure
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # The order of the subcommand groups in --help: the path of a study's data. A package
 # with a cli module that is not named here comes after these.
-ORDER = ("data", "train", "eval", "study", "report", "lab")
+ORDER = ("data", "eval", "study", "results", "report", "lab")
 
 
 def command_modules() -> list[str]:
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    settings.freeze()  # the environment, read once for this command
     configure(args.verbose)
     try:
         return int(args.func(args) or 0)
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sftmix: interrupted; completed work is kept and a rerun resumes.", file=sys.stderr)
         return 130
+    finally:
+        settings.thaw()
 
 
 if __name__ == "__main__":

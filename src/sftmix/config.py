@@ -9,12 +9,10 @@ the line, the field path and what was expected, e.g.::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -120,49 +118,47 @@ def apply_overrides(data: Any, overrides: Sequence[Override], source: str) -> An
     return data
 
 
-# Overrides for the config files read in a ``with overriding(...)`` block, by resolved path:
-# a loader that calls read_yaml(path) gets them without having to pass them through.
-_ACTIVE: ContextVar[dict[Path, list[Override]] | None] = ContextVar("sftmix_overrides", default=None)
+@dataclass(frozen=True)
+class Source:
+    """Where a config's data came from, for messages: the file, its YAML node tree (line
+    numbers) and the command-line overrides set on it (a field one of them set is named by
+    its flag, not by a line of the file)."""
+
+    name: str
+    node: yaml.Node | None = None
+    overrides: tuple[Override, ...] = ()
+
+    def override_of(self, loc: Sequence[Any]) -> Override | None:
+        """The override that set the field at ``loc``, or a field inside it."""
+        loc = tuple(loc)
+        if not loc:
+            return None
+        return next((o for o in reversed(self.overrides)
+                     if loc[:len(o.path)] == o.path or o.path[:len(loc)] == loc), None)
+
+    def where(self, loc: Sequence[Any]) -> str:
+        """``file, line N`` (or ``file as set by --set K=V``) of the field at ``loc``."""
+        by = self.override_of(loc)
+        if by is not None:
+            return f"{self.name} as set by {by}"
+        line = _line_of(self.node, tuple(loc))
+        return self.name + (f", line {line}" if line else "")
 
 
-@contextlib.contextmanager
-def overriding(path: str | Path, overrides: Sequence[Override]) -> Iterator[None]:
-    """Apply ``overrides`` whenever ``path`` is read (and name them in validation errors)."""
-    active = dict(_ACTIVE.get() or {})
-    active[Path(path).resolve()] = list(overrides)
-    token = _ACTIVE.set(active)
-    try:
-        yield
-    finally:
-        _ACTIVE.reset(token)
+def as_source(source: Source | str) -> Source:
+    return source if isinstance(source, Source) else Source(source)
 
 
-def _active_overrides(source: str | Path) -> list[Override]:
-    active = _ACTIVE.get()
-    return active.get(Path(source).resolve(), []) if active else []
+def read_yaml(path: str | Path, overrides: Sequence[Override] = (),
+              variables: Mapping[str, str] | None = None) -> tuple[Any, Source]:
+    """Parse a YAML file; returns the data, with ``overrides`` set on it, and its :class:`Source`.
 
-
-def overridden_by(source: str | Path, loc: Sequence[Any]) -> Override | None:
-    """The command-line override that set the field at ``loc`` of ``source``, if one did.
-
-    Messages about that field should name the flag rather than a line of the file.
-    """
-    if not _ACTIVE.get() or Path(str(source)).suffix not in (".yaml", ".yml"):
-        return None
-    loc = tuple(loc)
-    return next((o for o in reversed(_active_overrides(source)) if loc[:len(o.path)] == o.path), None)
-
-
-def read_yaml(path: str | Path, overrides: Sequence[Override] | None = None
-              ) -> tuple[Any, yaml.Node | None]:
-    """Parse a YAML file; returns the data and its node tree (for line numbers).
-
-    ``overrides`` (or those given to :func:`overriding` for this file) are set on the data.
+    ``${NAME}`` in the file is ``variables[NAME]`` if given there, else the environment's.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found (expected a YAML file)")
-    text = expand_env(read_text(path, "a YAML file"), str(path))
+    text = expand_env(read_text(path, "a YAML file"), str(path), variables)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -171,8 +167,7 @@ def read_yaml(path: str | Path, overrides: Sequence[Override] | None = None
         loc = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{loc}: not valid YAML ({problem})") from None
-    overrides = _active_overrides(path) if overrides is None else overrides
-    return apply_overrides(data, overrides, str(path)), node
+    return apply_overrides(data, overrides, str(path)), Source(str(path), node, tuple(overrides))
 
 
 def read_text(path: Path, expected: str) -> str:
@@ -190,12 +185,14 @@ def read_text(path: Path, expected: str) -> str:
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(text: str, source: str) -> str:
-    """Replace ``${NAME}`` and ``${NAME:-default}`` with environment values, line by line."""
+def expand_env(text: str, source: str, variables: Mapping[str, str] | None = None) -> str:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` with ``variables``' or the environment's
+    values, line by line."""
+    known = {**os.environ, **(variables or {})}
     out = []
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         def sub(m: re.Match[str], number: int = number) -> str:
-            value = os.environ.get(m.group(1))
+            value = known.get(m.group(1))
             if value is None:
                 if m.group(2) is None:
                     raise ConfigError(
@@ -241,14 +238,12 @@ class Problems:
     ``add(loc, message)`` records one; ``raise_if_any()`` raises them all as one ConfigError.
     """
 
-    def __init__(self, source: str, node: yaml.Node | None) -> None:
-        self.source, self.node = source, node
+    def __init__(self, source: Source | str) -> None:
+        self.source = as_source(source)
         self.items: list[str] = []
 
     def add(self, loc: tuple[Any, ...], message: str) -> None:
-        line = _line_of(self.node, loc)
-        where = self.source + (f", line {line}" if line else "")
-        self.items.append(f"{where}, field '{field_path(loc)}': {message}")
+        self.items.append(f"{self.source.where(loc)}, field '{field_path(loc)}': {message}")
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -264,12 +259,13 @@ class FieldError(ValueError):
         self.loc, self.found = loc, found
 
 
-def describe_validation_error(exc: ValidationError, source: str, node: yaml.Node | None = None,
+def describe_validation_error(exc: ValidationError, source: Source | str,
                               prefix: tuple[Any, ...] = ()) -> str:
     """One paragraph per problem: where, what was found, what was expected.
 
     A value set on the command line is named by its flag, not by a line of the file.
     """
+    source = as_source(source)
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -277,11 +273,7 @@ def describe_validation_error(exc: ValidationError, source: str, node: yaml.Node
         if isinstance(cause, FieldError):
             loc, err = loc + cause.loc, {**err, "input": cause.found, "msg": str(cause)}
         full = prefix + loc
-        line = _line_of(node, full)
-        where = f"{source}" + (f", line {line}" if line else "")
-        by = overridden_by(source, full)
-        if by is not None:
-            where = f"{source} as set by {by}"
+        where = source.where(full)
         path = field_path(full) or "(top level)"
         found = err.get("input")
         msg = err["msg"]
@@ -299,17 +291,16 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def validate(model: type[M], data: Any, source: str, node: yaml.Node | None = None) -> M:
+def validate(model: type[M], data: Any, source: Source | str) -> M:
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, source, node)) from None
+        raise ConfigError(describe_validation_error(exc, source)) from None
 
 
 def load_config(path: str | Path, model: type[M], overrides: Sequence[Override] = ()) -> M:
-    with overriding(path, overrides):
-        data, node = read_yaml(path)
-        return validate(model, data, str(path), node)
+    data, source = read_yaml(path, overrides)
+    return validate(model, data, source)
 
 
 def dump_yaml(model: BaseModel | dict[str, Any]) -> str:

@@ -44,11 +44,13 @@ PUBLISH_POINTS = {
 def crashpoint(name: str) -> None:
     if name not in POINTS:
         raise ValueError(f"unknown failpoint {name!r}; add it to sftmix.faults.POINTS")
-    spec = os.environ.get(ENV)
-    if not spec or name not in spec.split(","):
+    from sftmix.settings import current
+
+    settings = current()
+    if name not in settings.crash_at:
         return
-    executor = os.environ.get(EXECUTOR_ENV)
-    if executor and executor.isdigit() and int(executor) != os.getpid():
+    executor = settings.executor_pid
+    if executor is not None and executor != os.getpid():
         with contextlib.suppress(ProcessLookupError):
-            os.kill(int(executor), signal.SIGKILL)
+            os.kill(executor, signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -8,8 +8,10 @@ import os
 
 def configure(verbosity: int = 0) -> None:
     """INFO by default, DEBUG with ``-v``: then the libraries' own output is shown as well."""
+    from sftmix.settings import current
+
     level = logging.DEBUG if verbosity else logging.INFO
-    level = int(os.environ.get("SFTMIX_LOG_LEVEL", level))
+    level = current().log_level or level
     if level > logging.DEBUG:
         # Loading and saving bars of transformers / huggingface_hub (read when they are
         # imported, so it reaches the worker processes of a study too).

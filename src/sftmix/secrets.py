@@ -9,7 +9,6 @@ through their environment (:data:`ENV`) and is merged back by :func:`merged_from
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 SECRET_KEYS = frozenset({"api_key"})
@@ -62,5 +61,6 @@ def to_env(secrets: dict[str, Any]) -> dict[str, str]:
 
 def merged_from_env(name: str, shown: Any) -> Any:
     """``shown`` with the secret part that the environment holds for ``name``."""
-    secrets = json.loads(os.environ.get(ENV) or "{}")
-    return merge(shown, secrets.get(name))
+    from sftmix.settings import current
+
+    return merge(shown, current().secrets.get(name))

@@ -19,8 +19,9 @@ import pytest
 from sftmix.artifacts import building
 from sftmix.config import dump_yaml
 from sftmix.report.build import Report, build_report, write_report
-from sftmix.report.data import load_results
+from sftmix.results.data import load_results
 from sftmix.study.config import StudyConfig
+from sftmix.study.cost import plan_cost
 from sftmix.study.plan import Plan, build_plan
 from sftmix.study.store import STORE_NAME, ResultsStore
 
@@ -34,7 +35,8 @@ def study_dict(data: Path, designs: dict[str, Any], seeds: list[int] | None = No
         "name": "known",
         "abilities": abilities or {
             "maths": {"data": {"path": str(data / "gsm8k/train.jsonl"), "format": "gsm8k"}, "evals": ["gsm8k"]},
-            "code": {"data": {"path": str(data / "code/code_alpaca_2k.json"), "format": "alpaca"},
+            "code": {"data": {"path": str(data / "code/code_alpaca_2k.json"), "format": "alpaca",
+                              "on_error": "skip"},
                      "evals": ["humaneval"]},
             "general": {"data": {"path": str(data / "general/sharegpt_dpo_chosen.json"), "format": "sharegpt"},
                         "evals": ["mtbench"]},
@@ -87,7 +89,7 @@ class KnownStudy:
         """The recorded (value, low, high) of a seeded run's evaluation on a suite."""
         node = next(r for r in self.plan.runs if r.name == run)
         key = next(k for k in node.evals if self.plan.evals[k].suite == suite)
-        return known_value(f"e-{key}", suite)
+        return known_value(key, suite)
 
 
 def make_study(tmp: Path, config: dict[str, Any], categories: bool = True,
@@ -100,6 +102,7 @@ def make_study(tmp: Path, config: dict[str, Any], categories: bool = True,
     """
     study = StudyConfig.model_validate(config)
     plan = build_plan(study)
+    plan.cost = plan_cost(plan)  # recorded as a run records it: each source's size
     study_dir = tmp / study.name
     study_dir.mkdir(parents=True)
     (study_dir / "study.yaml").write_text(dump_yaml(study))
@@ -108,12 +111,12 @@ def make_study(tmp: Path, config: dict[str, Any], categories: bool = True,
     for key, ev in plan.evals.items():
         if skip and ev.suite in skip:
             continue
-        out = study_dir / "evals" / f"e-{key}"
+        out = study_dir / "evals" / key
         given = next((values[(r.name, ev.suite)] for r in plan.runs
                       if key in r.evals and (r.name, ev.suite) in (values or {})), None)
         with building(out) as tmp_out:
-            (tmp_out / "summary.json").write_text(json.dumps(summary(f"e-{key}", ev.suite, categories, given)))
-        store.record_eval(f"e-{key}", out)
+            (tmp_out / "summary.json").write_text(json.dumps(summary(key, ev.suite, categories, given)))
+        store.record_eval(key, out)
     store.close()
     return KnownStudy(study_dir, plan)
 

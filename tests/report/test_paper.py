@@ -108,8 +108,8 @@ def test_paper_table_1_in_the_report(full_report: tuple[Report, Path, Path], sha
 
 def test_a_published_curve_is_drawn_only_on_the_metric_the_paper_measured(
         tmp_path: Path, shared_data: Path) -> None:
-    from sftmix.report.data import load_results
     from sftmix.report.figures import scaling_figure
+    from sftmix.results.data import load_results
     from tests.report.conftest import make_study, study_dict
 
     config = study_dict(shared_data, {"scaling": {"fractions": [1, "1/4"]}})

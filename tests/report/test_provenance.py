@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sftmix.artifacts import building
 from sftmix.data.spec import SourceSpec
-from sftmix.report.data import load_results
 from sftmix.report.provenance import cost_table, environment_table, manifests_table
+from sftmix.results.data import load_results
 from sftmix.study.specs import MixturePart, MixtureSpec
 from sftmix.study.store import STORE_NAME, ResultsStore
-from sftmix.study.tasks import make_mixture
+from sftmix.study.work import make_mixture
 from tests.report.conftest import make_study, study_dict
 
 
@@ -28,11 +28,11 @@ def test_manifests_and_cost(tmp_path: Path, shared_data: Path) -> None:
     (study.dir / "jobs" / "m-abc.json").write_text(json.dumps({"label": "maths×20 samples + code×0.01"}))
     store = ResultsStore(study.dir / STORE_NAME)
     for i, key in enumerate(study.plan.stages):
-        out = study.dir / "stages" / f"s-{key}"
+        out = study.dir / "stages" / key
         with building(out, {"train_seconds": 10.5 + i, "device": "cpu"}) as tmp:
             (tmp / "train_log.jsonl").write_text(
                 "".join(json.dumps({"step": s, "tokens": 500 * s * (i + 1)}) + "\n" for s in (1, 2)))
-        store.record_stage(f"s-{key}", out)
+        store.record_stage(key, out)
     store.close()
     res = load_results(study.dir)
 

@@ -12,13 +12,13 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from sftmix.artifacts import building
-from sftmix.report.data import load_results
 from sftmix.report.representation import (
     middle_layer_embeddings,
     study_tsne,
     training_queries,
     tsne_2d,
 )
+from sftmix.results.data import load_results
 from tests.report.conftest import KnownStudy, make_study, study_dict
 
 
@@ -71,11 +71,11 @@ def _study_with_models(tmp: Path, data: Path, texts: list[str]) -> KnownStudy:
     base = study.dir / "models" / "b-test"
     with building(base) as out:
         save_tiny_llama(out, texts, seed=0)
-    with building(study.dir / "stages" / f"s-{stage}") as out:
+    with building(study.dir / "stages" / stage) as out:
         save_tiny_llama(out, texts, seed=1)
     (study.dir / "jobs").mkdir()
     # A job file names its parent relative to the study directory.
-    (study.dir / "jobs" / f"s-{stage}.json").write_text(json.dumps({"spec": {"parent": "models/b-test"}}))
+    (study.dir / "jobs" / f"{stage}.json").write_text(json.dumps({"spec": {"parent": "models/b-test"}}))
     return study
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from sftmix.report.build import build_report
-from sftmix.report.data import load_results
+from sftmix.results.data import load_results
 from sftmix.study.config import StudyConfig
+from sftmix.study.cost import source_stats
 from sftmix.suggest.composition import Composition, features_of
 from sftmix.suggest.law import LawFit
 from sftmix.suggest.model import law_inputs
-from sftmix.suggest.observations import source_sizes
 from tests.report.conftest import make_study, study_dict
 
 pytestmark = pytest.mark.slow
@@ -40,10 +40,10 @@ def _abilities(data: Path) -> dict:
 def test_curves_heldout_and_recommendation_follow_the_known_law(tmp_path: Path, shared_data: Path) -> None:
     comps = [Composition.multi_task(dict(zip(SUITE, f, strict=True)))
              for f in itertools.product([1 / 8, 1 / 2, 1.0], repeat=3)][::2]
-    comps += [Composition.dmt(dict.fromkeys(SUITE, 1.0), k) for k in (1 / 32, 1 / 4, 1.0)]
+    comps += [Composition.dmt(dict.fromkeys(SUITE, 1.0), k, "general") for k in (1 / 32, 1 / 4, 1.0)]
     config = study_dict(shared_data, {}, abilities=_abilities(shared_data),
                         runs=[c.run_config().model_dump(mode="json", exclude_none=True) for c in comps])
-    sizes = source_sizes(StudyConfig.model_validate(config)).examples
+    sizes = {a: x.examples for a, x in source_stats(StudyConfig.model_validate(config)).items()}
 
     def truth(c: Composition) -> dict[str, float]:
         f = features_of(c.recipes(), sizes)
@@ -75,7 +75,7 @@ def test_curves_heldout_and_recommendation_follow_the_known_law(tmp_path: Path, 
     # The known law's best composition for these weights, among the candidates the report considers.
     from sftmix.suggest.search import Space
 
-    cands = Space(list(SUITE)).candidates()
+    cands = Space(list(SUITE), general="general").candidates()
     scored = {c.describe(): sum(weights[a] * v for a, v in truth(c).items()) / 5 for c in cands}
     best_true = max(scored.values())
     assert scored[best[1]] > best_true - 0.02, (best[1], scored[best[1]], best_true)

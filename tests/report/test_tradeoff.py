@@ -8,8 +8,9 @@ import pytest
 
 from sftmix.errors import SftmixError
 from sftmix.report.build import build_report
-from sftmix.report.data import StudyResults, load_results
-from sftmix.report.tradeoff import dominates, parse_weights, points, recommend, recommendation_table
+from sftmix.report.tradeoff import dominates, points, recommend, recommendation_table
+from sftmix.results.data import StudyResults, load_results
+from sftmix.results.weights import parse_weights
 from tests.report.conftest import make_study, study_dict
 
 # Four free-form runs; maths on GSM8K (0-1) and general on MT-Bench (1-10).

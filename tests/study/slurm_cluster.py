@@ -26,7 +26,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sftmix.study.executor import _die_with_parent
+from sftmix.study.pool import _die_with_parent
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
 NODE = "node0"

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from sftmix.cli import main
-from sftmix.config import overriding
 from sftmix.errors import ConfigError
 from sftmix.study.cli import _check_other_study, _overrides
 from sftmix.study.load import load_study
@@ -24,8 +23,7 @@ def _study(tmp_path: Path, shared_data: Path) -> Path:
 def test_set_and_limit_reach_the_study(tmp_path: Path, shared_data: Path) -> None:
     path = _study(tmp_path, shared_data)
     args = argparse.Namespace(study=path, settings=["training.max_steps=2"], limit=3)
-    with overriding(path, _overrides(args)):
-        study = load_study(path)
+    study = load_study(path, _overrides(args))
     assert study.training["max_steps"] == 2
     # Every suite of the study is limited, those with options and those without.
     assert {s: o.get("limit") for s, o in study.evaluation.items()} == {

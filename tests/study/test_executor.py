@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from sftmix.faults import EXECUTOR_ENV
-from sftmix.study.executor import usable_cpus, worker_env
+from sftmix.study.pool import usable_cpus, worker_env
 
 
 def torch_threads(env: dict[str, str]) -> int:

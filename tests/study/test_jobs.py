@@ -9,9 +9,10 @@ import pytest
 
 from sftmix.errors import ConfigError
 from sftmix.study.jobs import build_jobs, check_layout, read_job, write_layout
+from sftmix.study.kinds import KINDS
 from sftmix.study.load import load_study
 from sftmix.study.plan import build_plan
-from sftmix.study.specs import KINDS, EvalSpec, MixtureSpec, StageSpec
+from sftmix.study.specs import EvalSpec, MixtureSpec, StageSpec
 
 STUDY = """
 name: graph

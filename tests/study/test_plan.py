@@ -165,9 +165,9 @@ def test_plan_cost_counts_each_distinct_stage_once() -> None:
 
     plan = build_plan(load_study(PAPER / "rq4_strategies.yaml"))
     cost = plan_cost(plan)
-    stats = source_stats(plan)
-    n = {a: stats[a][0] for a in stats}
-    mean = {a: stats[a][1] for a in stats}
+    stats = source_stats(plan.study)
+    n = {a: stats[a].examples for a in stats}
+    mean = {a: stats[a].tokens_per_example for a in stats}
     assert n["maths"] == 7473 and n["general"] == 300
     # Every single-source full stage costs its whole source times 3 epochs.
     single = {a: n[a] * mean[a] * 3 for a in n}

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import ConfigError
-from sftmix.study.executor import DONE, Handle
+from sftmix.study.executor import State
 from sftmix.study.jobs import Job
 from sftmix.study.load import load_study
+from sftmix.study.local import LocalExecutor
+from sftmix.study.pool import Handle
 from sftmix.study.priority import by_priority, remaining_path
 from sftmix.study.runner import run_study
 from sftmix.study.slurm import submission_order
@@ -60,8 +62,8 @@ class _Instant:
             (out / "COMPLETE.json").write_text("{}")
         return Handle(job, None)
 
-    def poll(self, handle: Handle) -> str:
-        return DONE
+    def poll(self, handle: Handle) -> State:
+        return State.DONE
 
     def cancel(self, handle: Handle) -> None:
         pass
@@ -76,7 +78,8 @@ def test_the_local_scheduler_starts_the_largest_dmt_chain_first(shared_data: Pat
     path = tmp_path / "study.yaml"
     path.write_text(STUDY.format(data=shared_data, extra=""))
     executor = _Instant()
-    outcome = run_study(load_study(path), tmp_path / "out", executor, progress=False)
+    study = load_study(path)
+    outcome = run_study(study, tmp_path / "out", LocalExecutor(study, pool=executor), progress=False)
     assert outcome.ok
     second_stages = [j.label for j in executor.started if j.kind == "stage" and j.label.startswith("general")]
     assert second_stages == ["general×1 + replay 1 of (code×1 + maths×1)",

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import DataError
-from sftmix.study.executor import DONE, FAILED, Handle
+from sftmix.study.executor import State
 from sftmix.study.jobs import Job
 from sftmix.study.load import load_study
+from sftmix.study.local import LocalExecutor
+from sftmix.study.pool import Handle
 from sftmix.study.runner import run_study
 from sftmix.study.store import STORE_NAME, ResultsStore
 from sftmix.study.worker import run_job
@@ -24,7 +26,7 @@ from sftmix.study.worker import run_job
 pytestmark = pytest.mark.slow
 
 
-class InlineExecutor:
+class InlinePool:
     """Runs each job to the end inside ``submit``; records the order."""
 
     slots = 1
@@ -37,10 +39,10 @@ class InlineExecutor:
         self.order.append(job.key)
         if self.before is not None:
             self.before(job)
-        return Handle(job, DONE if run_job(job_file) == 0 else FAILED)
+        return Handle(job, State.DONE if run_job(job_file) == 0 else State.FAILED)
 
-    def poll(self, handle: Handle) -> str:
-        return str(handle.ref)
+    def poll(self, handle: Handle) -> State:
+        return State(handle.ref)
 
     def cancel(self, handle: Handle) -> None:
         pass
@@ -85,8 +87,8 @@ runs:
 """)
     study = load_study(study_file)
     out = tmp_path / "out"
-    executor = InlineExecutor(before=break_maths)
-    outcome = run_study(study, out, executor, progress=False, poll_seconds=0)
+    executor = InlinePool(before=break_maths)
+    outcome = run_study(study, out, LocalExecutor(study, pool=executor, poll_seconds=0), progress=False)
     jobs = {p.stem: json.loads(p.read_text()) for p in (out / "jobs").glob("*.json")
             if not p.name.endswith(".failed.json")}
     kind = {k: j["kind"] for k, j in jobs.items()}
@@ -107,15 +109,16 @@ runs:
         store.close()
 
     # Run again while the data is still broken: stopped before any job, naming the record.
-    again = InlineExecutor()
+    again = InlinePool()
+    inline = LocalExecutor(study, pool=again, poll_seconds=0)
     with pytest.raises(DataError, match=r"broken\.jsonl, line 1, field 'answer'"):
-        run_study(study, out, again, progress=False, poll_seconds=0)
+        run_study(study, out, inline, progress=False)
     assert again.order == []
 
     # Mended (the same bytes as planned): the complete work is skipped, only the failed branch runs.
     broken.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n' * 4)
-    with caplog.at_level(logging.INFO, logger="sftmix.study.runner"):
-        second = run_study(study, out, again, progress=True, poll_seconds=0)
+    with caplog.at_level(logging.INFO, logger="sftmix.study.local"):
+        second = run_study(study, out, inline, progress=True)
     assert sorted(second.skipped) == sorted(outcome.done)
     # Not on a terminal: one plain line per finished job instead of a bar.
     lines = [r.getMessage() for r in caplog.records if " jobs, " in r.getMessage()]

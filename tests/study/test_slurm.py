@@ -232,6 +232,23 @@ def test_cancel_stops_the_queued_jobs(slurm_cluster: LoopbackCluster, reference:
     assert _sftmix("cancel", out).stdout.startswith("0 jobs cancelled")
 
 
+def test_optimise_waits_for_each_round_on_slurm(slurm_cluster: LoopbackCluster, reference: Path,
+                                                shared_data: Path, tmp_path: Path) -> None:
+    """``sftmix optimise --executor slurm`` waits for a round's jobs on the cluster before it
+    records the round and chooses the next: every run it asked for is measured."""
+    model = next((reference / "models").iterdir())
+    study = _write_study(tmp_path, shared_data, "optimise", model=f"path: {model}")
+    out = tmp_path / "out"
+    done = _sftmix("optimise", study, "--executor", "slurm", "--budget", "50M", "--fractions", "1/512,1/256",
+                   "--ks", "0,1/64", "--max-rounds", "1", "--replicates", "5", "-o", out)
+    assert "stopped: 1 rounds" in done.stdout, done.stdout
+    (record,) = [json.loads(p.read_text()) for p in (out / "optimise").glob("round-*.json")]
+    assert record["status"] == "done" and len(record["measured"]) == len(record["runs"]) == 3, record
+    jobs = _job_keys(out)
+    assert sorted(read_records(out)) == jobs and all(r["state"] == "COMPLETED" for r in read_records(out).values())
+    assert len(_study_jobs("optimise")) == len(jobs)
+
+
 def test_a_job_past_its_time_limit_is_reported_as_timeout(timed_out_study: Path) -> None:
     key = next(k for k, r in read_records(timed_out_study).items() if r["kind"] == "model")
     job_id = read_records(timed_out_study)[key]["job_id"]

@@ -32,7 +32,7 @@ def _study() -> StudyConfig:
 
 def _script(kind: str, deps: list[str], tmp_path: Path) -> tuple[str, SlurmExecutor, Job]:
     study = _study()
-    executor = SlurmExecutor(study.executor)
+    executor = SlurmExecutor(study)
     job = Job("s-abc", kind, ["m-1"], {}, tmp_path / "stages" / "s-abc", "dmt.general")
     params = executor.sbatch_options(job, study, deps)
     return _make_sbatch_string(command="python -m x", folder=tmp_path / "%j", **params), executor, job
@@ -46,7 +46,7 @@ def test_a_stage_asks_for_its_resources_dependencies_and_warning(tmp_path: Path)
                  "--kill-on-invalid-dep=yes", "--job-name=sftmix-s-s-abc"):
         assert f"#SBATCH {line}\n" in script, line
     assert "module load cuda/12.4\nsource /opt/venv/bin/activate\n" in script
-    task = executor.task(job, tmp_path)
+    task = executor.command(job, tmp_path)
     assert task.checkpoint_on_warning and task.processes == 8 and task.max_requeues == 10
     command = task.command()
     assert command[1:3] == ["-m", "accelerate.commands.launch"]
@@ -59,7 +59,7 @@ def test_an_evaluation_runs_one_process_and_ignores_the_warning(tmp_path: Path) 
     script, executor, job = _script("eval", [], tmp_path)
     assert "#SBATCH --time=4:00:00\n" in script and "#SBATCH --gpus-per-node=1\n" in script
     assert "--dependency" not in script and "--requeue" not in script and "--exclusive" not in script
-    task = executor.task(job, tmp_path)
+    task = executor.command(job, tmp_path)
     assert not task.checkpoint_on_warning and task.processes == 1
     assert task.command()[1:] == ["-m", "sftmix.study.worker", str(tmp_path / "jobs" / "s-abc.json")]
 
@@ -67,5 +67,5 @@ def test_an_evaluation_runs_one_process_and_ignores_the_warning(tmp_path: Path) 
 def test_the_defaults_ask_for_no_account_and_one_gpu_per_stage() -> None:
     config = ExecutorConfig()
     assert config.name == "local" and config.account is None
-    assert (config.stage.gpus, config.eval.gpus, config.mixture.gpus) == (1, 1, 0)
-    assert config.stage.launch_processes == 1
+    assert (config.kind("stage").gpus, config.kind("eval").gpus, config.kind("mixture").gpus) == (1, 1, 0)
+    assert config.kind("stage").launch_processes == 1

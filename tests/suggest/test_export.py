@@ -27,9 +27,9 @@ from datasets import load_dataset
 
 from sftmix.data.sampling import amount_count
 from sftmix.study.config import StudyConfig
+from sftmix.study.cost import source_stats
 from sftmix.suggest.composition import Composition
 from sftmix.suggest.export import export
-from sftmix.suggest.observations import source_sizes
 
 LF_MIX = {"concat", "interleave_under", "interleave_over"}
 LF_ENTRY = {"hf_hub_url", "ms_hub_url", "script_url", "file_name", "formatting", "ranking", "subset",
@@ -125,7 +125,7 @@ def _check_axolotl(out: Path, parts: dict[str, dict[str, int]], sizes: dict[str,
 
 
 def test_multi_task_export_in_every_tool(study: StudyConfig, tmp_path: Path) -> None:
-    sizes = source_sizes(study).examples
+    sizes = {a: x.examples for a, x in source_stats(study).items()}
     comp = Composition.multi_task({"maths": 1 / 8, "code": 1 / 2, "general": 1.0})
     export(comp, study, sizes, tmp_path)
     counts = {a: amount_count(sizes[a], f) for a, f in comp.amounts.items()}
@@ -140,11 +140,11 @@ def test_multi_task_export_in_every_tool(study: StudyConfig, tmp_path: Path) -> 
 
 
 def test_dmt_export_has_two_stages_with_the_replay(study: StudyConfig, tmp_path: Path) -> None:
-    sizes = source_sizes(study).examples
-    comp = Composition.dmt(dict.fromkeys(sizes, 1.0), 1 / 8)
+    sizes = {a: x.examples for a, x in source_stats(study).items()}
+    comp = Composition.dmt(dict.fromkeys(sizes, 1.0), 1 / 8, "general")
     export(comp, study, sizes, tmp_path)
     parts = {"stage1_specialist": {"maths": sizes["maths"], "code": sizes["code"]},
-             "stage2_general": {"general": sizes["general"], "maths": amount_count(sizes["maths"], 1 / 8),
+             "stage2_general_replay": {"general": sizes["general"], "maths": amount_count(sizes["maths"], 1 / 8),
                                 "code": amount_count(sizes["code"], 1 / 8)}}
     _check_llamafactory(tmp_path, parts, sizes)
     _check_open_instruct(tmp_path, parts)

@@ -25,7 +25,7 @@ TRUE = {
 
 def _grid() -> list[Composition]:
     mt = [Composition.multi_task(dict(zip(SIZES, f, strict=True))) for f in itertools.product(LEVELS, repeat=3)]
-    dmt = [Composition.dmt(dict.fromkeys(SIZES, 1.0), k) for k in (0, 1 / 32, 1 / 8, 1 / 4, 1 / 2, 1)]
+    dmt = [Composition.dmt(dict.fromkeys(SIZES, 1.0), k, "general") for k in (0, 1 / 32, 1 / 8, 1 / 4, 1 / 2, 1)]
     return mt + dmt
 
 

@@ -54,9 +54,14 @@ def test_compiled_layers_keep_the_loss_and_gradients() -> None:
 def test_kernel_and_compile_do_not_change_a_stage_key(tmp_path) -> None:
     # They change how a step is computed, not the weights a stage stands for: a stage
     # completed before (or with other kernels) is still recognised as the same.
+    from sftmix.study.kinds import job_key
+    from sftmix.study.specs import StageSpec
     from sftmix.train.config import TrainSettings
-    from sftmix.train.stage import stage_key
 
-    plain = stage_key(tmp_path, [], TrainSettings())
-    assert stage_key(tmp_path, [], TrainSettings(attention="eager", compile=True)) == plain
-    assert stage_key(tmp_path, [], TrainSettings(precision="bf16_weights")) != plain
+    def key(**settings: object) -> str:
+        spec = StageSpec(parent="models/b-1", mixture="mixtures/m-1", training=TrainSettings(**settings))
+        return job_key("stage", spec)
+
+    plain = key()
+    assert key(attention="eager", compile=True) == plain
+    assert key(precision="bf16_weights") != plain

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from sftmix.config import Amount, Problems, StrictModel, read_yaml, validate
+from sftmix.config import Amount, Problems, Source, StrictModel, read_yaml, validate
 
 NAME = r"^[A-Za-z0-9_.-]+$"
 
@@ -189,8 +189,8 @@ def _reaches(spec: MixtureSpec, start: str, target: str, seen: set[str]) -> bool
     return False
 
 
-def raise_problems(problems: list[tuple[tuple[Any, ...], str]], source: str, node: Any = None) -> None:
-    found = Problems(source, node)
+def raise_problems(problems: list[tuple[tuple[Any, ...], str]], source: Source | str) -> None:
+    found = Problems(source)
     for loc, msg in problems:
         found.add(loc, msg)
     found.raise_if_any()
@@ -222,8 +222,8 @@ def missing_files(spec: MixtureSpec, base_dir: Path) -> list[tuple[tuple[Any, ..
 
 def load_mixture_spec(path: str | Path) -> MixtureSpec:
     """Read and check a mixture YAML; every problem names the file, the line and the field."""
-    data, node = read_yaml(path)
-    spec = validate(MixtureSpec, data, str(path), node)
+    data, source = read_yaml(path)
+    spec = validate(MixtureSpec, data, source)
     base_dir = Path(path).resolve().parent
-    raise_problems(check_mixture(spec) + missing_files(spec, base_dir), str(path), node)
+    raise_problems(check_mixture(spec) + missing_files(spec, base_dir), source)
     return spec

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import yaml
 
 from sftmix.cli import at_least
 from sftmix.errors import ConfigError
+from sftmix.settings import current
 
 DATA_DIR_ENV = "SFTMIX_DATA_DIR"
 DEFAULT_SUITES = "gsm8k,humaneval,ifeval,mtbench"
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                           f"available: {', '.join(available)}")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit {args.limit}: expected a positive number of items")
-    data_dir = args.data_dir or (Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None)
+    data_dir = args.data_dir or current().data_dir
     if data_dir is not None and not data_dir.is_dir():
         raise ConfigError(f"--data-dir {data_dir}: no such folder; expected the folder holding the "
                           "benchmark files (laid out like shared/data)")

@@ -39,6 +39,7 @@ from sftmix.eval.base import TASKS, GenerateFn, ItemResult, Task
 from sftmix.eval.stats import summarise
 from sftmix.eval.task_options import DEFAULT_PATHS
 from sftmix.hashing import canonical_json, config_hash
+from sftmix.keys import artefact_key
 from sftmix.secrets import public
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def evaluate_model(model_dir: str | Path, suites: Mapping[str, Mapping[str, Any]
     failures: list[str] = []
     for suite, task in tasks.items():
         options, target = plans[suite]
-        key = config_hash({"model": model, "suite": suite, "options": options, "limit": limit})
+        key = artefact_key({"model": model, "suite": suite, "options": options, "limit": limit})
         if is_complete(target) and read_marker(target).get("key") == key:
             say(f"{suite}: reused the complete evaluation in {target} (same model, options and limit)")
             summaries[suite] = json.loads((target / "summary.json").read_text())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -82,8 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "-o/--out")
     config = args.config or configs_dir() / "demo.yaml"
     corpus = write_corpus(args.out / "corpus", config.parent / "corpus.yaml")
-    os.environ[LAB_ENV] = str(corpus.resolve())
-    study = load_study(config)
+    study = load_study(config, variables={LAB_ENV: str(corpus.resolve())})
     if args.workers:
         study.workers = args.workers
     print(f"lab corpus: {corpus}")
@@ -94,7 +92,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"see 'sftmix status {args.out}' and the logs in {args.out / 'logs'}")
         return 130 if outcome.interrupted else 1
     from sftmix.report.build import build_report, write_report
-    from sftmix.report.data import load_results
+    from sftmix.results.data import load_results
 
     res = load_results(args.out)
     html, md = write_report(build_report(res), args.out / "report")

@@ -11,52 +11,32 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sftmix.artifacts import write_text_atomic
-from sftmix.report import figures, provenance, response, strategy_figures, tables, tradeoff
-from sftmix.report.data import StudyResults
+from sftmix.report import provenance, response, tables, tradeoff
+from sftmix.report.document import Report, Section
 from sftmix.report.plotting import FigureOut
-from sftmix.report.tables import Table
+from sftmix.results.data import StudyResults
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Section:
-    key: str
-    title: str
-    text: str = ""
-    figures: list[FigureOut] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    code: str | None = None  # preformatted text (the study config)
-
-
-@dataclass
-class Report:
-    title: str
-    generated: str
-    summary: list[str]
-    sections: list[Section]
-
-    @property
-    def figures(self) -> list[FigureOut]:
-        return [f for s in self.sections for f in s.figures]
-
-    @property
-    def tables(self) -> list[Table]:
-        return [t for s in self.sections for t in s.tables]
-
-    def figure(self, key: str) -> FigureOut:
-        return next(f for f in self.figures if f.key == key)
-
-    def table(self, key: str) -> Table:
-        return next(t for t in self.tables if t.key == key)
-
-
 def _designs(res: StudyResults) -> list[str]:
     return list(dict.fromkeys(res.primary["design"]))
+
+
+def design_sections(res: StudyResults, paper: bool) -> list[Section]:
+    """Every registered design's sections (``sftmix.study.designs``), in their order: a design
+    the study does not have gives its sections with a note instead of a figure."""
+    from sftmix.registry import _Lazy
+    from sftmix.study.designs import DESIGNS
+
+    out: list[Section] = []
+    for design in sorted((DESIGNS.get(n) for n in DESIGNS.names()), key=lambda d: (d.rank, d.name)):
+        if design.report is not None:
+            out += _Lazy(design.report).resolve()(res, paper)  # type: ignore[operator]
+    return out
 
 
 def build_report(res: StudyResults, weights: dict[str, float] | None = None, paper: bool = True,
@@ -70,16 +50,10 @@ def build_report(res: StudyResults, weights: dict[str, float] | None = None, pap
     else:
         rep = FigureOut("tsne", "Representations of training queries", note="Not computed (--tsne-queries 0).")
     t = tradeoff.recommend(res, weights)
-    rq4 = [x for x in (tables.strategy_table(res), tables.paper_strategy_table() if paper else None) if x]
     sections = [
-        Section("rq1", "RQ1: each ability alone, by amount", figures=[figures.scaling_figure(res, paper)]),
-        Section("rq2", "RQ2: mixing all abilities", figures=[figures.mixed_figure(res, paper)]),
-        Section("rq3", "RQ3: amount or ratio", figures=[figures.ratio_figure(res, paper)]),
-        Section("rq4", "RQ4: training strategies", tables=rq4,
-                figures=[strategy_figures.strategy_bars(res, paper), strategy_figures.radar_figure(res)]),
-        Section("dmt", "DMT: choosing k", figures=[figures.dmt_figure(res, paper)]),
+        *design_sections(res, paper),
         Section("tradeoff", "Trade-off and recommendation", text=_tradeoff_text(t),
-                figures=[tradeoff.tradeoff_figure(t, res.specialist)],
+                figures=[tradeoff.tradeoff_figure(t, res.specialist, res.general)],
                 tables=[tradeoff.recommendation_table(t)] if t.weighted else []),
         Section("response", "Response model and recommended composition",
                 *response.response_section(res, weights)),

@@ -25,8 +25,8 @@ def _report(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
     from sftmix.errors import SftmixError
     from sftmix.report.build import build_report, write_report
-    from sftmix.report.data import load_results
-    from sftmix.report.tradeoff import parse_weights
+    from sftmix.results.data import load_results
+    from sftmix.results.weights import parse_weights
 
     if args.tsne_queries < 0:
         raise SftmixError(f"--tsne-queries must be >= 0, found {args.tsne_queries}")

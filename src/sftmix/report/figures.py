@@ -4,14 +4,15 @@ Each function takes the study's results and returns a :class:`FigureOut`: the
 PNG, or a note when the study has no results for that design (a report of a
 partial study is still a report). Abilities and suites come from the study,
 so user-named abilities get their panels too; the reference study's numbers
-are overlaid on abilities named like the paper's (maths, code, general).
+are overlaid where an ability is measured by the paper's benchmark (GSM8K, HumanEval,
+MT-Bench).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from sftmix.report.data import StudyResults
+from sftmix.report.document import Section
 from sftmix.report.paper import paper_column, paper_table, series_label, unmatched_note
 from sftmix.report.plotting import (
     COLORS,
@@ -26,6 +27,7 @@ from sftmix.report.plotting import (
     skipped,
     to_png,
 )
+from sftmix.results.data import StudyResults
 
 PAPER_MODEL = "llama-7b"
 
@@ -42,11 +44,11 @@ def _paper_x(pa: PaperAxis | None) -> list[float]:
     return [x for o in pa.sink if o.column == pa.column for x in o.x]
 
 
-def _note(paper: bool, d: pd.DataFrame, by: str = "ability") -> str:
+def _note(res: StudyResults, paper: bool, d: pd.DataFrame, by: str = "ability") -> str:
     """The caption's word on panels where the paper measured the ability with another benchmark."""
     if not paper:
         return ""
-    return unmatched_note((a, part["suite"]) for a, part in d.groupby(by, sort=False))
+    return unmatched_note(((a, part["suite"]) for a, part in d.groupby(by, sort=False)), res.general)
 
 
 def _series(part: pd.DataFrame, by: list[str]) -> list[tuple[str, pd.DataFrame]]:
@@ -78,7 +80,7 @@ def scaling_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_ylabel(_ylabel(part), fontsize=8)
         ax.set_title(f"{ability} alone")
         pa = None
-        column = paper_column(ability, part["suite"])
+        column = paper_column(part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             table = paper_table("rq1_single_source")
@@ -88,7 +90,7 @@ def scaling_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         amount_axis(ax, part["c_fraction"].tolist() + _paper_x(pa), f"fraction of the {ability} data")
         legend(ax, pa)
     return FigureOut(key, title, "Shaded: 95% intervals. Dashed grey, right axis: the published "
-                     "numbers of the reference study, on their own scale." + _note(paper, d, "c_ability"),
+                     "numbers of the reference study, on their own scale." + _note(res, paper, d, "c_ability"),
                      to_png(fig), overlays=overlays)
 
 
@@ -118,7 +120,7 @@ def mixed_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_ylabel(_ylabel(part), fontsize=8)
         ax.set_title(ability)
         pa = None
-        column = paper_column(ability, part["suite"])
+        column = paper_column(part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             for j, (name, what) in enumerate((("rq2_mixed_sources", "mixed"), ("rq1_single_source", "alone"))):
@@ -131,7 +133,7 @@ def mixed_figure(res: StudyResults, paper: bool = True) -> FigureOut:
     note = "" if not alone.empty else " The study has no 'scaling' design, so only the mixed lines are drawn."
     return FigureOut(key, title, "Solid: in the mixture; dash-dot: trained alone (RQ1 runs). Shaded: "
                      "95% intervals. Dashed grey, right axis: the reference study (LLaMA-7B)." + note
-                     + _note(paper, mixed),
+                     + _note(res, paper, mixed),
                      to_png(fig), overlays=overlays)
 
 
@@ -156,7 +158,7 @@ def ratio_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_ylabel(_ylabel(part), fontsize=8)
         ax.set_title(ability)
         pa = None
-        column = paper_column(ability, part["suite"])
+        column = paper_column(part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             for j, (setup, t) in enumerate(ptable.groupby("setup", sort=True)):
@@ -170,7 +172,7 @@ def ratio_figure(res: StudyResults, paper: bool = True) -> FigureOut:
     return FigureOut(key, title, "a: full general data, specialist data scaled by k; b: full "
                      "specialist data, general scaled by k; c: general fixed at a small fraction, "
                      "specialist scaled by k. Shaded: 95% intervals. Dashed grey, right axis: the "
-                     "reference study (LLaMA-7B)." + _note(paper, d), to_png(fig), overlays=overlays)
+                     "reference study (LLaMA-7B)." + _note(res, paper, d), to_png(fig), overlays=overlays)
 
 
 def dmt_rows(res: StudyResults) -> pd.DataFrame:
@@ -212,10 +214,10 @@ def dmt_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         ax.set_xticklabels([("0\n(mixed seq.)" if k == 0 else fmt_amount(k)) for k in ks], fontsize=8)
         ax.set_xlabel("k (share of the specialist data replayed in stage 2)")
         ax.set_ylabel(_ylabel(part), fontsize=8)
-        role = "general" if ability == "general" else "specialist"
+        role = "general" if ability == res.general else "specialist"
         ax.set_title(f"{ability} ({role})")
         pa = None
-        column = paper_column(ability, part["suite"])
+        column = paper_column(part["suite"])
         if paper and column:
             pa = PaperAxis(ax, column, overlays)
             for j, (model, t) in enumerate(ptable.groupby("model", sort=False)):
@@ -225,4 +227,18 @@ def dmt_figure(res: StudyResults, paper: bool = True) -> FigureOut:
         legend(ax, pa)
     return FigureOut(key, title, "k = 0 replays nothing: it is mixed sequential. Shaded: 95% "
                      "intervals. Dashed grey, right axis: the reference study, at the k values "
-                     "this study shares with it." + _note(paper, d), to_png(fig), overlays=overlays)
+                     "this study shares with it." + _note(res, paper, d), to_png(fig), overlays=overlays)
+
+
+# -- the sections of the designs (``sftmix.study.designs``: each names its function) -----------
+
+def scaling_sections(res: StudyResults, paper: bool) -> list[Section]:
+    return [Section("rq1", "RQ1: each ability alone, by amount", figures=[scaling_figure(res, paper)])]
+
+
+def mixed_sections(res: StudyResults, paper: bool) -> list[Section]:
+    return [Section("rq2", "RQ2: mixing all abilities", figures=[mixed_figure(res, paper)])]
+
+
+def ratio_sections(res: StudyResults, paper: bool) -> list[Section]:
+    return [Section("rq3", "RQ3: amount or ratio", figures=[ratio_figure(res, paper)])]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from sftmix.report.build import Report, Section
+from sftmix.report.document import Report, Section
 from sftmix.report.plotting import FigureOut
 from sftmix.report.tables import Table, cell_text
 

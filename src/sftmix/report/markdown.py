@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sftmix.report.build import Report, Section
+from sftmix.report.document import Report, Section
 from sftmix.report.tables import Table, cell_text
 
 

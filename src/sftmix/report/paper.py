@@ -23,6 +23,11 @@ Tables (``resources/paper/<name>.csv``):
 * ``general_without_code_math`` -- mixed training after removing code and
   maths conversations from the general data (86K to 63K samples).
 
+What the paper's abilities are -- each one's benchmark column, its label, the name
+of its single-ability baseline, its data size, which one is the general ability --
+is data too (``resources/paper/meta.json``): a study's ability is matched to the
+paper's by the benchmark that measures it, and its general ability to the paper's.
+
 Known inconsistencies inside the paper: 13B code-only HumanEval is 17.1 in
 Table 1 but 18.4 in the appendix; 13B multi-task GSM8K is 50.94 vs 50.49; the
 text of section 3.5 lists other k values than its tables, which report
@@ -33,10 +38,12 @@ Alpaca 20,022, ShareGPT 86,060 (at 1/256: 430 / 78 / 336 samples).
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable
 from fractions import Fraction
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import pandas as pd
 
@@ -45,15 +52,18 @@ from sftmix.errors import SftmixError
 CITATION = "Dong et al. 2023"
 TABLES = ("rq1_single_source", "rq2_mixed_sources", "rq3_ratio", "rq4_strategies",
           "dmt_k_sweep", "general_without_code_math")
-# The paper's ability -> its benchmark column, and how that column is written.
-COLUMN = {"maths": "gsm8k", "code": "humaneval", "general": "mtbench"}
-COLUMN_LABEL = {"gsm8k": "GSM8K acc. (%)", "humaneval": "HumanEval pass@1 (%)",
-                "mtbench": "MT-Bench (1-10)"}
-# sftmix strategy names (coords of the 'strategies' design) -> the paper's method names.
-STRATEGY = {"maths-only": "math only", "code-only": "code only", "general-only": "general only",
-            "multi-task": "multi-task", "sequential": "sequential",
-            "mixed-sequential": "mixed sequential"}
-PAPER_SIZES = {"maths": 110_142, "code": 20_022, "general": 86_060}
+
+
+@cache
+def _meta() -> dict[str, Any]:
+    text = resources.files("sftmix").joinpath("resources/paper/meta.json").read_text(encoding="utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+# The paper's benchmark columns and how each is written.
+COLUMN_LABEL: dict[str, str] = {c: b["label"] for c, b in _meta()["benchmarks"].items()}
+# The column of the paper's general ability (MT-Bench).
+GENERAL_COLUMN = next(c for c, b in _meta()["benchmarks"].items() if b.get("general"))
 
 
 def model_label(model: str) -> str:
@@ -89,32 +99,46 @@ def paper_table(name: str) -> pd.DataFrame:
     return _load(name).copy()
 
 
-def paper_column(ability: str, suites: Iterable[str] | None = None) -> str | None:
-    """The paper's benchmark column for an ability of the same name, or None.
-
-    With ``suites`` (what the study measured the ability with), only when the paper's
-    benchmark is among them: a published MT-Bench curve says nothing about IFEval.
-    """
-    column = COLUMN.get(ability)
-    if column is None or suites is None:
-        return column
-    return column if column in set(suites) else None
+def paper_column(suites: Iterable[str]) -> str | None:
+    """The paper's benchmark column among the suites that measure an ability, or None: a
+    published MT-Bench curve says nothing about IFEval."""
+    return next((s for s in suites if s in COLUMN_LABEL), None)
 
 
-def unmatched_note(panels: Iterable[tuple[str, Iterable[str]]]) -> str:
-    """A caption sentence for panels whose ability the paper measured with another benchmark."""
+def unmatched_note(panels: Iterable[tuple[str, Iterable[str]]], general: str | None) -> str:
+    """A caption sentence for the general ability's panel when the paper measured its general
+    ability with another benchmark."""
     out = []
     for ability, suites in panels:
-        column, measured = COLUMN.get(ability), sorted(set(suites))
-        if column and column not in measured:
+        measured = sorted(set(suites))
+        if ability == general and GENERAL_COLUMN not in measured:
             out.append(f"{ability} is measured here with {', '.join(measured)}, in the reference "
-                       f"study with {COLUMN_LABEL[column]}")
+                       f"study with {COLUMN_LABEL[GENERAL_COLUMN]}")
     return (" No published curve is drawn where the benchmarks differ: " + "; ".join(out) + "."
             if out else "")
 
 
-def paper_strategy(strategy: str, k: float | None = None) -> str | None:
-    """The paper's method name for an sftmix strategy (DMT only at the paper's k = 1/256)."""
+def paper_strategy(strategy: str, k: float | None = None, alone: dict[str, str] | None = None) -> str | None:
+    """The paper's method name for an sftmix strategy (DMT only at the paper's k = 1/256).
+
+    ``alone`` maps the study's abilities to the paper's benchmark columns, for the
+    single-ability baselines (``maths-only`` -> ``math only`` when maths is measured by GSM8K).
+    """
     if strategy == "dmt":
         return "dmt k=1/256" if k is not None and abs(k - 1 / 256) < 1e-12 else None
-    return STRATEGY.get(strategy)
+    if strategy.endswith("-only"):
+        column = (alone or {}).get(strategy[: -len("-only")])
+        return _meta()["benchmarks"][column]["alone"] if column else None
+    return _meta()["strategies"].get(strategy)  # type: ignore[no-any-return]
+
+
+def alone_columns(measures: Iterable[tuple[str, str]], general: str | None) -> dict[str, str]:
+    """Each ability -> the paper column of its single-ability baseline: the benchmark that
+    measures it, or the paper's general ability's for the study's general ability."""
+    out: dict[str, str] = {}
+    for ability, suite in measures:
+        if suite in COLUMN_LABEL:
+            out.setdefault(ability, suite)
+    if general is not None:
+        out.setdefault(general, GENERAL_COLUMN)
+    return out

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sftmix.artifacts import MARKER
-from sftmix.report.data import StudyResults
 from sftmix.report.tables import Table
+from sftmix.results.data import StudyResults
 
 PACKAGES = ("sftmix", "torch", "transformers", "trl", "datasets", "accelerate", "peft",
             "numpy", "pandas", "matplotlib", "scikit-learn")

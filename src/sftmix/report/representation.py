@@ -20,8 +20,9 @@ import numpy as np
 
 from sftmix.artifacts import is_complete
 from sftmix.errors import SftmixError
-from sftmix.report.data import StudyResults, run_group
 from sftmix.report.plotting import COLORS, FigureOut, new_figure, skipped, to_png
+from sftmix.results.data import StudyResults
+from sftmix.results.pool import run_group
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sftmix.report.data import StudyResults
 from sftmix.report.plotting import COLORS, FigureOut, new_figure, skipped, to_png
 from sftmix.report.tables import Estimate, Table
-from sftmix.study.config import GENERAL
+from sftmix.results.data import StudyResults
 
 if TYPE_CHECKING:
     from sftmix.suggest.model import Observation, ResponseModel
@@ -51,9 +50,9 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 def response_section(res: StudyResults, weights: dict[str, float], replicates: int = 50
                      ) -> tuple[str, list[FigureOut], list[Table]]:
     """Text, figures and tables of the section (figures replaced by notes when it cannot be fitted)."""
-    from sftmix.study.plan import build_plan
+    from sftmix.errors import SftmixError
     from sftmix.suggest.model import fit_model, loo_predictions
-    from sftmix.suggest.observations import observations, source_sizes
+    from sftmix.suggest.observations import observations, recorded_sizes
     from sftmix.suggest.search import Space, suggest
 
     def skip(note: str) -> tuple[str, list[FigureOut], list[Table]]:
@@ -61,19 +60,19 @@ def response_section(res: StudyResults, weights: dict[str, float], replicates: i
                     skipped("response_heldout", TITLE_HELDOUT, note)], []
 
     try:
-        sizes = source_sizes(res.study)
-    except Exception as exc:  # the data may live elsewhere than where the study ran
-        return skip(f"the training data could not be read to count each run's examples ({exc}).")
-    obs = observations(res, build_plan(res.study, hash_files=False), sizes.examples)
+        sizes = recorded_sizes(res)
+    except SftmixError as exc:
+        return skip(f"{exc}.")
+    obs = observations(res)
     if len(obs) < MIN_RUNS:
         return skip(f"{len(obs)} runs have a score for every ability; the response model needs {MIN_RUNS}.")
     abilities = res.abilities
     model = fit_model(obs, abilities, replicates, seed=0)
     held = loo_predictions(obs, abilities)
-    space = Space(abilities)
+    space = Space(abilities, general=res.general)
     epochs = float(res.study.training.get("epochs", 3.0))
     sug = suggest(model, space, weights, sizes.examples, sizes.tokens_per_example, epochs, n_next=3)
-    figures = [_curves(model, obs, sizes.examples), _heldout(obs, held)]
+    figures = [_curves(model, obs, sizes.examples, res.general), _heldout(obs, held)]
     tables = [_fit_table(model, obs, held), _choice_table(sug)]
     rounds = _rounds_table(res)
     if rounds is not None:
@@ -88,7 +87,8 @@ def response_section(res: StudyResults, weights: dict[str, float], replicates: i
     return text, figures, tables
 
 
-def _curves(model: ResponseModel, obs: list[Observation], sizes: dict[str, int]) -> FigureOut:
+def _curves(model: ResponseModel, obs: list[Observation], sizes: dict[str, int],
+            general: str | None) -> FigureOut:
     from sftmix.suggest.composition import Features
 
     abilities = model.abilities
@@ -100,12 +100,13 @@ def _curves(model: ResponseModel, obs: list[Observation], sizes: dict[str, int])
                              for n in grid]),
                   ("all abilities mixed equally", [Features(dict.fromkeys(abilities, n), dict.fromkeys(abilities, 0.0))
                                                    for n in grid])]
-        if any(o.features.prior.get(a, 0.0) > 0 for o in obs) and a != GENERAL and GENERAL in sizes:
+        if any(o.features.prior.get(a, 0.0) > 0 for o in obs) and general not in (None, a):
             # DMT: all specialist data in stage 1, then all general data and a fraction k of it replayed.
-            spec = [b for b in abilities if b != GENERAL]
+            assert general is not None
+            spec = [b for b in abilities if b != general]
             curves.append(("DMT replay after the specialist stage", [
-                Features({**{b: n / sizes[a] * sizes[b] for b in spec}, GENERAL: float(sizes[GENERAL])},
-                         {**{b: float(sizes[b]) for b in spec}, GENERAL: 0.0})
+                Features({**{b: n / sizes[a] * sizes[b] for b in spec}, general: float(sizes[general])},
+                         {**{b: float(sizes[b]) for b in spec}, general: 0.0})
                 for n in grid if n <= sizes[a]]))
         for j, (label, feats) in enumerate(curves):
             grid_x = [f.last[a] for f in feats]

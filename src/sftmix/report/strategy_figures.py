@@ -14,9 +14,10 @@ import re
 import numpy as np
 import pandas as pd
 
-from sftmix.report.data import StudyResults
+from sftmix.report.document import Section
 from sftmix.report.paper import (
     COLUMN_LABEL,
+    alone_columns,
     paper_column,
     paper_strategy,
     paper_table,
@@ -34,6 +35,7 @@ from sftmix.report.plotting import (
     to_png,
 )
 from sftmix.report.tables import strategy_label, strategy_order
+from sftmix.results.data import StudyResults
 
 PAPER_MODEL = "llama-7b"
 
@@ -63,10 +65,11 @@ def strategy_bars(res: StudyResults, paper: bool = True) -> FigureOut:
     fig, axes = new_figure(len(measures), width=max(4.2, 0.55 * len(keys) + 1.5), max_cols=1 if len(keys) > 8 else 3)
     ptable = paper_table("rq4_strategies")
     ptable = ptable[ptable["model"] == PAPER_MODEL]
+    alone = alone_columns(((a, s) for a, s, _ in measures), res.general)
     overlays: list[Overlay] = []
     for ax, (ability, suite, metric) in zip(axes, measures, strict=True):
         part = d[(d["ability"] == ability) & (d["suite"] == suite) & (d["metric"] == metric)]
-        column = paper_column(ability, [suite]) if paper else None
+        column = paper_column([suite]) if paper else None
         slots = len(models) + (1 if column else 0)
         width = 0.8 / slots
         x = np.arange(len(keys))
@@ -83,7 +86,7 @@ def strategy_bars(res: StudyResults, paper: bool = True) -> FigureOut:
             twin = ax.twinx()
             ys = []
             for s, k in keys:
-                name = paper_strategy(s, k)
+                name = paper_strategy(s, k, alone)
                 hit = ptable[ptable["method"] == name] if name else ptable.iloc[0:0]
                 ys.append(float(hit[column].iloc[0]) if not hit.empty else np.nan)
             overlays.append(Overlay(series_label(PAPER_MODEL), column, tuple(float(v) for v in x), tuple(ys)))
@@ -106,7 +109,7 @@ def strategy_bars(res: StudyResults, paper: bool = True) -> FigureOut:
     by_ability: dict[str, list[str]] = {}
     for ability, suite, _ in measures:
         by_ability.setdefault(ability, []).append(suite)
-    note = unmatched_note(by_ability.items()) if paper else ""
+    note = unmatched_note(by_ability.items(), res.general) if paper else ""
     return FigureOut(key, title, "Error bars: 95% intervals. Hollow dashed bars, right axis: the "
                      "reference study's Table 1 (LLaMA-7B), where it has the strategy." + note,
                      to_png(fig), overlays=overlays)
@@ -161,3 +164,14 @@ def radar_figure(res: StudyResults) -> FigureOut:
         ax.set_title(f"{suite} ({model})", fontsize=10)
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.08, 1.05))
     return FigureOut(key, title, "Mean per-category score of each strategy's final model.", to_png(fig))
+
+
+def strategies_sections(res: StudyResults, paper: bool) -> list[Section]:
+    """RQ4's section (tables, bars per ability, the MT-Bench radar) and DMT's choice of k."""
+    from sftmix.report.figures import dmt_figure
+    from sftmix.report.tables import paper_strategy_table, strategy_table
+
+    rq4 = [x for x in (strategy_table(res), paper_strategy_table() if paper else None) if x]
+    return [Section("rq4", "RQ4: training strategies", tables=rq4,
+                    figures=[strategy_bars(res, paper), radar_figure(res)]),
+            Section("dmt", "DMT: choosing k", figures=[dmt_figure(res, paper)])]

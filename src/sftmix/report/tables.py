@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from sftmix.report.data import StudyResults
 from sftmix.report.paper import COLUMN_LABEL, model_label, paper_table
 from sftmix.report.plotting import fmt_amount
+from sftmix.results.data import StudyResults
 
 Cell = Any  # str | int | float | Estimate | None
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
-from sftmix.errors import SftmixError
-from sftmix.report.data import StudyResults
 from sftmix.report.plotting import COLORS, FigureOut, new_figure, skipped, to_png
 from sftmix.report.tables import Estimate, Table
+from sftmix.results.data import StudyResults
 
 
 @dataclass
@@ -51,49 +51,54 @@ class Tradeoff:
     excluded: list[str] = field(default_factory=list)  # runs missing a measure
 
 
-def parse_weights(text: str | None, abilities: list[str]) -> dict[str, float]:
-    """``maths=1,code=1,general=2`` -> weights; abilities not named weigh 0; default all 1."""
-    if not text:
-        return dict.fromkeys(abilities, 1.0)
-    weights = dict.fromkeys(abilities, 0.0)
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in abilities:
-            raise SftmixError(f"--weights: {part.strip()!r} is not '<ability>=<weight>' with one of "
-                              f"the study's abilities ({', '.join(abilities)}); e.g. "
-                              f"{','.join(f'{a}=1' for a in abilities)}")
-        try:
-            w = float(value)
-        except ValueError:
-            raise SftmixError(f"--weights: the weight of {name!r} must be a number >= 0, found {value.strip()!r}") from None
-        if not math.isfinite(w) or w < 0:
-            raise SftmixError(f"--weights: the weight of {name!r} must be a number >= 0, found {value.strip()!r}")
-        weights[name] = w
-    if sum(weights.values()) <= 0:
-        raise SftmixError(f"--weights: at least one weight must be > 0, found {text!r}")
-    return weights
-
-
 def _combine(halves: list[float], weights: list[float]) -> float:
     return math.sqrt(sum((w * h) ** 2 for w, h in zip(weights, halves, strict=True)))
+
+
+Measure = tuple[str, str, str]  # (ability, suite, metric)
+Rows = dict[str, dict[Measure, Any]]  # run -> measure -> its pooled row
 
 
 def points(res: StudyResults) -> tuple[list[Point], list[str]]:
     """Every run with a score for every measure, in normalised ability space; plus the excluded runs."""
     measures = res.measures()
-    p = res.primary
-    table: dict[str, dict[tuple[str, str, str], pd.Series]] = {}
+    table, designs = _rows(res, measures)
+    complete = [r for r, ms in table.items() if len(ms) == len(measures)]
+    excluded = [r for r in table if r not in complete]
+    complete = _merge_same_models(table, designs, complete, measures)
+    norm = _normalise(table, complete, measures)
+    out = []
+    for r in complete:
+        score, low, high = {}, {}, {}
+        for ability in res.abilities:
+            ms = [m for m in measures if m[0] == ability]
+            if not ms:
+                continue
+            eq = [1.0 / len(ms)] * len(ms)
+            score[ability] = sum(norm[r][m][0] for m in ms) / len(ms)
+            low[ability] = _combine([norm[r][m][1] for m in ms], eq)
+            high[ability] = _combine([norm[r][m][2] for m in ms], eq)
+        out.append(Point(r, designs[r], score, low, high))
+    mark_pareto(out)
+    return out, excluded
+
+
+def _rows(res: StudyResults, measures: list[Measure]) -> tuple[Rows, dict[str, str]]:
+    """Run -> its row for each headline measure, and run -> its design."""
+    table: Rows = {}
     designs: dict[str, str] = {}
-    for row in p.itertuples(index=False):
+    for row in res.primary.itertuples(index=False):
         m = (row.ability, row.suite, row.metric)
         if m in measures:
             table.setdefault(row.run, {})[m] = row
             designs[row.run] = row.design
-    complete = [r for r, ms in table.items() if len(ms) == len(measures)]
-    excluded = [r for r in table if r not in complete]
-    # Runs of different designs that are the same trained model (merged by the planner,
-    # e.g. RQ2's full mixture and RQ4's multi-task) are one point, named by all of them.
+    return table, designs
+
+
+def _merge_same_models(table: Rows, designs: dict[str, str], complete: list[str],
+                       measures: list[Measure]) -> list[str]:
+    """Runs of different designs that are the same trained model (merged by the planner, e.g.
+    RQ2's full mixture and RQ4's multi-task) are one point, named by all of them."""
     same: dict[tuple[str, ...], list[str]] = {}
     for r in complete:
         same.setdefault(tuple(e for m in measures for e in table[r][m].evals), []).append(r)
@@ -102,8 +107,14 @@ def points(res: StudyResults) -> tuple[list[Point], list[str]]:
             merged = " = ".join(names)
             table[merged] = table[names[0]]
             designs[merged] = designs[names[0]]
-    complete = [" = ".join(names) for names in same.values()]
-    norm: dict[str, dict[tuple[str, str, str], tuple[float, float, float]]] = {r: {} for r in complete}
+    return [" = ".join(names) for names in same.values()]
+
+
+def _normalise(table: Rows, complete: list[str], measures: list[Measure]
+               ) -> dict[str, dict[Measure, tuple[float, float, float]]]:
+    """Run -> measure -> (score, half-width below, above), each measure scaled to [0, 1] over the
+    runs compared (0 = worst, 1 = best)."""
+    norm: dict[str, dict[Measure, tuple[float, float, float]]] = {r: {} for r in complete}
     for m in measures:
         values = [float(table[r][m].value) for r in complete]
         if not values:
@@ -119,20 +130,7 @@ def points(res: StudyResults) -> tuple[list[Point], list[str]]:
                 norm[r][m] = ((v - lo) / span, below, above)
             else:
                 norm[r][m] = ((hi - v) / span, above, below)
-    out = []
-    for r in complete:
-        score, low, high = {}, {}, {}
-        for ability in res.abilities:
-            ms = [m for m in measures if m[0] == ability]
-            if not ms:
-                continue
-            eq = [1.0 / len(ms)] * len(ms)
-            score[ability] = sum(norm[r][m][0] for m in ms) / len(ms)
-            low[ability] = _combine([norm[r][m][1] for m in ms], eq)
-            high[ability] = _combine([norm[r][m][2] for m in ms], eq)
-        out.append(Point(r, designs[r], score, low, high))
-    mark_pareto(out)
-    return out, excluded
+    return norm
 
 
 def dominates(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -170,7 +168,7 @@ def recommend(res: StudyResults, weights: dict[str, float]) -> Tradeoff:
     return t
 
 
-def specialist_general(p: Point, specialist: list[str], general: str = "general") -> tuple[float, float, float, float, float, float]:
+def specialist_general(p: Point, specialist: list[str], general: str) -> tuple[float, float, float, float, float, float]:
     """(x, x_low, x_high, y, y_low, y_high): mean specialist score against the general score."""
     eq = [1.0 / len(specialist)] * len(specialist)
     x = sum(p.score[a] for a in specialist) / len(specialist)
@@ -223,17 +221,17 @@ def _short(run: str) -> str:
     return " = ".join(name.rsplit("/", 1)[0] if "/" in name else name for name in run.split(" = "))
 
 
-def tradeoff_figure(t: Tradeoff, specialist: list[str]) -> FigureOut:
-    """Specialist against general (when the study has 'general'), and every pair of abilities."""
+def tradeoff_figure(t: Tradeoff, specialist: list[str], general: str | None) -> FigureOut:
+    """Specialist against general (when the study has a general ability), and every pair of abilities."""
     key, title = "tradeoff", "Trade-off: every run in normalised ability space"
     if len(t.abilities) < 2 or len(t.points) < 2:
         return skipped(key, title, "The trade-off needs at least two abilities and two runs with a "
                        "score for every ability.")
     views: list[tuple[str, str, list[tuple[float, float, float, float, float, float]]]] = []
     spec = [a for a in specialist if a in t.abilities]
-    if "general" in t.abilities and spec:
+    if general is not None and general in t.abilities and spec:
         label = spec[0] if len(spec) == 1 else "specialist (mean of " + ", ".join(spec) + ")"
-        views.append((label, "general", [specialist_general(p, spec) for p in t.points]))
+        views.append((label, general, [specialist_general(p, spec, general) for p in t.points]))
     for i, a in enumerate(t.abilities):
         for b in t.abilities[i + 1:]:
             if len(t.abilities) == 2 and views:

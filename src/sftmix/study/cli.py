@@ -1,10 +1,9 @@
-"""``sftmix plan | run | status | cancel | results``: a study from one file to a results store."""
+"""``sftmix train | plan | run | status | cancel``: a study (or a schedule, a study of one run)
+from one file to a results store."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_train(sub)
     p = sub.add_parser("plan", help="show a study's runs, distinct stages and evaluations, and the savings")
     p.add_argument("study", type=Path, help="study YAML file")
     p.add_argument("--runs", action="store_true", help="list every run with its stages")
@@ -50,12 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study_dir", type=Path)
     p.set_defaults(func=_cancel)
 
-    p = sub.add_parser("results", help="print a study's results; export CSV or Parquet")
-    p.add_argument("study_dir", type=Path)
-    p.add_argument("--csv", type=Path, help="write every (run, metric) row to this CSV file")
-    p.add_argument("--parquet", type=Path, help="write every (run, metric) row to this Parquet file")
-    p.add_argument("--rebuild", action="store_true", help="rebuild the store from the artefact directories")
-    p.set_defaults(func=_results)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -72,23 +66,21 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
-    from sftmix.config import overriding
-    from sftmix.study.executor import make_executor
+    from sftmix.study.executor import EXECUTORS, make_executor
     from sftmix.study.load import load_study
     from sftmix.study.runner import run_study
 
-    with overriding(args.study, _overrides(args)):
-        study = load_study(args.study)
+    study = load_study(args.study, _overrides(args))
     if args.workers:
         study.workers = args.workers
     out = args.out or Path("studies") / study.name
     check_output_dir(out, "-o/--out")
     _check_other_study(out, study.name, args.overwrite)
-    executor = make_executor(args.executor or study.executor.name, study)
-    if args.wait:
-        if not hasattr(executor, "wait"):
-            raise SftmixError("--wait applies to the slurm executor; the local executor always waits")
-        executor.wait = True
+    name = args.executor or study.executor.name
+    if args.wait and EXECUTORS.get(name).waits:
+        raise SftmixError(f"--wait applies to executors that queue jobs (slurm); the {name} "
+                          "executor always waits")
+    executor = make_executor(name, study, wait=args.wait)
     outcome = run_study(study, out, executor)
     print(f"study directory: {out}")
     if outcome.queued:
@@ -124,7 +116,7 @@ def _overrides(args: argparse.Namespace) -> list[Override]:
                                  f"{args.limit} (evaluation.{s}.limit)", "--limit") for s in suites]
 
 
-def _check_other_study(out: Path, name: str, overwrite: bool) -> None:
+def _check_other_study(out: Path, name: str, overwrite: bool, what: str = "study") -> None:
     """A study directory holds one study; another one's is kept unless --overwrite."""
     from sftmix.config import read_yaml
 
@@ -135,10 +127,72 @@ def _check_other_study(out: Path, name: str, overwrite: bool) -> None:
     if found == name:
         return
     if not overwrite:
-        raise ConfigError(f"{out} holds the study {found!r}, not {name!r}; give another directory "
+        raise ConfigError(f"{out} holds the {what} {found!r}, not {name!r}; give another directory "
                           "with -o, or --overwrite to delete it and start afresh")
-    print(f"removing {out}, which held the study {found!r}")
+    print(f"removing {out}, which held the {what} {found!r}")
     shutil.rmtree(out)
+
+
+# -- sftmix train: a schedule of stages, as a study of one run --------------------------------
+
+def _register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="fine-tune a model through a schedule of stages (a strategy or explicit stages)",
+        description="Run a training schedule: each stage starts from the previous stage's weights. "
+                    "Completed stages are reused; an interrupted stage resumes from its last checkpoint. "
+                    "For several processes or GPUs, run it under `accelerate launch -m sftmix train ...`.",
+    )
+    p.add_argument("config", type=Path, help="schedule YAML (see configs/train/)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output folder (default: the config's output_dir, else runs/<config name>)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the config file, spelled as in the YAML, e.g. "
+                        "training.max_steps=2 or stages[0].data[0].fraction=1/4 (values are read "
+                        "as YAML); repeatable")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete what the output folder holds (this schedule's stages included) and "
+                        "train every stage afresh")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sftmix.artifacts import check_output_dir
+    from sftmix.config import Source, parse_overrides, read_yaml, validate
+    from sftmix.study import spellings
+    from sftmix.study.load import check_study
+    from sftmix.study.schedule import ScheduleConfig, check_files, run_schedule, to_study
+    from sftmix.train.stage import process_state
+
+    data, source = read_yaml(args.config, parse_overrides(args.settings))
+    config = validate(ScheduleConfig, spellings.schedule(data), source)
+    base_dir = args.config.resolve().parent
+    check_files(config, base_dir, source)
+    study = to_study(config, args.config.stem, base_dir, source)
+    # Every stage's settings and every file, before any work (no line numbers: the fields
+    # checked are the study's, which the schedule file does not spell out).
+    check_study(study, Source(source.name, None, source.overrides))
+    if args.output is not None:
+        out = args.output
+    elif config.output_dir is not None:
+        out = Path(config.output_dir) if Path(config.output_dir).is_absolute() else base_dir / config.output_dir
+    else:
+        out = Path("runs") / args.config.stem
+    check_output_dir(out, "-o/--output" if args.output is not None else f"{source.name}: output_dir")
+    state = process_state()
+    if state.is_main_process:
+        if args.overwrite and out.is_dir():
+            print(f"removing {out}: every stage is trained afresh (--overwrite)")
+            shutil.rmtree(out)
+        _check_other_study(out, study.name, False, "schedule")
+        names = ", ".join(f"{i:02d}-{s.name}" for i, s in enumerate(study.runs[0].stages, start=1))
+        print(f"training {len(study.runs[0].stages)} stage(s) into {out}: {names}", flush=True)
+    state.wait_for_everyone()
+    _, outputs = run_schedule(study, out)
+    if state.is_main_process:
+        for path in outputs:
+            print(f"stage: {out / path.name}")
+        print(f"final model: {out / outputs[-1].name}")
+    return 0
 
 
 def _check_study_dir(path: Path) -> None:
@@ -162,35 +216,4 @@ def _cancel(args: argparse.Namespace) -> int:
     for key, job_id in cancelled:
         print(f"cancelled SLURM job {job_id} ({key})")
     print(f"{len(cancelled)} jobs cancelled; completed work is kept, 'sftmix run' resubmits the rest")
-    return 0
-
-
-def _results(args: argparse.Namespace) -> int:
-    from sftmix.study.results import export, results_table
-    from sftmix.study.runner import load_plan
-    from sftmix.study.store import STORE_NAME, ResultsStore
-
-    _check_study_dir(args.study_dir)
-    path = args.study_dir / STORE_NAME
-    if args.rebuild or not path.exists():
-        _, plan, jobs = load_plan(args.study_dir)
-        tmp = path.with_name(path.name + f".partial-{os.getpid()}")
-        store = ResultsStore(tmp)
-        store.record_plan(plan)
-        store.sync(jobs)
-        store.close()
-        for suffix in ("-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        os.replace(tmp, path)
-    store = ResultsStore(path)
-    if (args.study_dir / "slurm").is_dir():  # cluster jobs finish without a process that records them
-        store.sync(load_plan(args.study_dir)[2])
-    rows = store.results()
-    store.close()
-    print(results_table(rows))
-    if args.csv or args.parquet:
-        for written in export(rows, csv=args.csv, parquet=args.parquet):
-            print(f"wrote {written}")
-    if not rows:
-        print(json.dumps({"rows": 0}))
     return 0

@@ -1,4 +1,5 @@
-"""The study file: abilities and their data, models, designs (RQ1-RQ4), free-form runs.
+"""The study file: abilities and their data, models, designs (RQ1-RQ4 and any registered one),
+free-form runs.
 
 A study is one YAML file. Amounts (fractions, k) may be written as numbers or
 as fractions in quotes (``"1/256"``). Relative data paths resolve against the
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, create_model, field_validator, model_validator
 
-from sftmix.config import StrictModel, parse_amount
+from sftmix.config import FieldError, StrictModel, parse_amount
 from sftmix.data.spec import SourceSpec
 from sftmix.secrets import public
 from sftmix.study.executor_config import ExecutorConfig
@@ -22,7 +23,8 @@ from sftmix.train.config import ModelSource, TrainOverrides
 
 log = logging.getLogger(__name__)
 
-GENERAL = "general"
+# The ability a study takes for its general one unless it names another (``general:``).
+DEFAULT_GENERAL = "general"
 # Evaluation options that name files (resolved against the study file's folder) ...
 PATH_OPTIONS = ("path", "_file")
 # ... and those among them that a run creates rather than reads.
@@ -32,14 +34,6 @@ CREATED_PATHS = frozenset({"cache_path"})
 Fraction_ = Annotated[float, BeforeValidator(parse_amount), Field(gt=0)]
 # A replay or ratio factor k in [0, 1].
 K = Annotated[float, BeforeValidator(parse_amount), Field(ge=0, le=1)]
-
-
-def _off(value: Any) -> Any:
-    return None if value is False else value
-
-
-# A design part that ``false`` (or ``null``) switches off.
-Off = BeforeValidator(_off)
 
 
 class _Source(StrictModel):
@@ -73,80 +67,6 @@ class ModelConfig(ModelSource):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _old_spelling(cls, data: Any) -> Any:
-        # Earlier study files wrote GGUF models as 'path'; they are read with a warning.
-        if isinstance(data, dict) and isinstance(data.get("path"), str) and "gguf" not in data:
-            path = data["path"]
-            if path == "smollm2" or path.endswith(".gguf"):
-                log.warning("model %r: 'path: %s' is the old spelling of 'gguf: %s'; "
-                            "it is read as such", data.get("name"), path, path)
-                data = {**{k: v for k, v in data.items() if k != "path"}, "gguf": path}
-        return data
-
-
-class ScalingDesign(StrictModel):
-    """RQ1: each ability alone at each fraction."""
-
-    fractions: list[Fraction_] = Field(min_length=1)
-    abilities: list[str] | None = None
-
-
-class MixedDesign(StrictModel):
-    """RQ2: all abilities mixed, each at the same fraction."""
-
-    fractions: list[Fraction_] = Field(min_length=1)
-
-
-class RatioDesign(StrictModel):
-    """RQ3: specialist (all non-general abilities) against general.
-
-    a: full general + specialist scaled by k; b: full specialist + general scaled
-    by k; c: general fixed at ``general_fraction`` + specialist scaled by k.
-    """
-
-    setups: list[Literal["a", "b", "c"]] = Field(default_factory=lambda: ["a", "b", "c"], min_length=1)
-    ks: list[Annotated[float, BeforeValidator(parse_amount), Field(gt=0, le=1)]] = Field(min_length=1)
-    general_fraction: Fraction_ = 1 / 64
-
-
-class SequentialConfig(StrictModel):
-    order: list[str] = Field(default_factory=lambda: ["code", "maths", "general"], min_length=2)
-
-
-class DmtConfig(StrictModel):
-    ks: list[K] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_k(cls, data: Any) -> Any:
-        # One run, in a schedule file's words: {k: 1/8} is {ks: [1/8]}.
-        if isinstance(data, dict) and "k" in data and "ks" not in data:
-            data = {**{n: v for n, v in data.items() if n != "k"}, "ks": [data["k"]]}
-        return data
-
-
-class StrategiesDesign(StrictModel):
-    """RQ4: training strategies, with each ability's full-data run as baseline."""
-
-    baselines: bool = True
-    multi_task: bool = True
-    sequential: Annotated[SequentialConfig | None, Off] = Field(default_factory=SequentialConfig)
-    mixed_sequential: bool = True
-    dmt: Annotated[DmtConfig | None, Off] = None
-
-    def implied(self) -> list[str]:
-        """The parts that run without being written (on by default)."""
-        parts = ("baselines", "multi_task", "sequential", "mixed_sequential")
-        return [p for p in parts if p not in self.model_fields_set and getattr(self, p)]
-
-
-class Designs(StrictModel):
-    scaling: Annotated[ScalingDesign | None, Off] = None
-    mixed: Annotated[MixedDesign | None, Off] = None
-    ratio: Annotated[RatioDesign | None, Off] = None
-    strategies: Annotated[StrategiesDesign | None, Off] = None
 
 
 class DataEntry(StrictModel):
@@ -198,7 +118,9 @@ class StudyConfig(StrictModel):
         default_factory=dict, description="options per evaluation suite (paths, limit, shots, ...)"
     )
     evaluate_base: bool = False
-    designs: Designs = Field(default_factory=Designs)
+    general: str | None = Field(None, description="the general ability (DMT's second stage, RQ3's "
+                                "general data); default: the ability named 'general', if any")
+    designs: dict[str, Any] = Field(default_factory=dict, description="design name -> its settings")
     runs: list[RunConfig] = Field(default_factory=list)
     workers: int = Field(default=1, ge=1)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
@@ -211,9 +133,29 @@ class StudyConfig(StrictModel):
                 raise ValueError(f"ability name {name!r} must be letters, digits and '_'")
         return v
 
+    @field_validator("designs", mode="before")
+    @classmethod
+    def _designs(cls, value: Any) -> dict[str, Any]:
+        from sftmix.study.designs import validate_designs
+
+        return validate_designs(value)
+
+    @model_validator(mode="after")
+    def _general(self) -> StudyConfig:
+        if self.general is None:
+            if DEFAULT_GENERAL in self.abilities:
+                self.__dict__["general"] = DEFAULT_GENERAL  # a default, not a field the file set
+        elif self.general not in self.abilities:
+            raise FieldError(("general",), self.general, self.unknown_ability(self.general))
+        return self
+
     @property
     def specialist(self) -> list[str]:
-        return [a for a in self.abilities if a != GENERAL]
+        """Every ability but the general one."""
+        return [a for a in self.abilities if a != self.general]
+
+    def unknown_ability(self, name: str) -> str:
+        return f"unknown ability {name!r}; the study defines: {', '.join(sorted(self.abilities))}"
 
     def public_dump(self) -> dict[str, Any]:
         """The study as written to disk: only the fields given, no secret (judge keys)."""

@@ -1,215 +1,83 @@
-"""Executors run jobs somewhere and report back; the scheduler never cares where.
+"""The executor seam: one interface that runs a study's job graph, chosen by name.
 
-Executors are chosen by name from :data:`EXECUTORS`: ``local`` (default, below) and
-``slurm`` (:mod:`sftmix.study.slurm`).
+An :class:`Executor` takes a prepared :class:`~sftmix.study.runner.StudyRun` (the
+study, its directory, its plan, what the workers' environment must carry) and
+returns an :class:`Outcome`. The implementations are registered in
+:data:`EXECUTORS`, lazily so that naming one imports nothing:
 
-The interface is small on purpose: ``submit`` a job (with its resources),
-``poll`` its state, ``cancel`` it. The local executor runs each job as a
-subprocess of the current machine; a cluster executor (SLURM) submits the same
-worker command to a queue.
+* ``local`` (:mod:`sftmix.study.local`) -- a pool of worker processes on this
+  machine, fed ready jobs longest remaining path first, until the graph is done;
+* ``slurm`` (:mod:`sftmix.study.slurm`) -- the whole graph queued with ``sbatch``
+  through submitit, dependencies as SLURM dependencies; it returns once queued,
+  or follows the jobs to the end when asked to ``wait``;
+* ``inline`` (:mod:`sftmix.study.inline`) -- every job in this process, in order
+  (``sftmix train``, under ``accelerate launch`` if need be).
+
+The study file's ``executor: {name: ...}`` is validated against this registry,
+so an executor registered here (``EXECUTORS.add_lazy("pbs", "my.module:PbsExecutor")``)
+is one a study can name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
 
-from sftmix.faults import EXECUTOR_ENV
 from sftmix.registry import Registry
-from sftmix.study.jobs import Job
 
 if TYPE_CHECKING:
     from sftmix.study.config import StudyConfig
+    from sftmix.study.runner import StudyRun
 
-RUNNING, DONE, FAILED = "running", "done", "failed"
+
+class State(StrEnum):
+    """Where a job stands in one run of the graph."""
+
+    PENDING = "pending"  # not started; waits for its dependencies or a free worker
+    RUNNING = "running"
+    DONE = "done"  # its artefacts are complete
+    FAILED = "failed"
+    BLOCKED = "blocked"  # a dependency failed, so it never started
 
 
 @dataclass
-class Handle:
-    job: Job
-    ref: object
-
-
-class Executor(Protocol):
-    slots: int
-
-    def submit(self, job: Job, job_file: Path, log_file: Path) -> Handle: ...
-
-    def poll(self, handle: Handle) -> str: ...
-
-    def cancel(self, handle: Handle) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _die_with_parent() -> None:
-    """In the child: be killed when the executor dies, so a crash leaves no orphan training."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setpgrp()  # Ctrl-C in the terminal reaches the executor only; it stops the jobs itself
-
-
-def visible_gpus() -> list[str]:
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [g for g in env.split(",") if g.strip()]
-    try:
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # torch without CUDA support
-        return []
-
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def worker_env(gpu: str | None, slots: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of one worker process.
-
-    On CPU the workers share the machine's cores: each gets ``cpus // slots``
-    threads. Left alone, every worker's torch would start one thread per core,
-    and ``slots`` workers would then fight for the same cores; on a 2-core
-    machine two such workers trained 2.3 times slower than two one-thread
-    workers, and up to 12 times with other work running (spin-waiting threads;
-    docs/lab.md). A user's own
-    ``OMP_NUM_THREADS`` is kept.
-    """
-    env = dict(os.environ if base is None else base)
-    env[EXECUTOR_ENV] = str(os.getpid())
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
-    if "OMP_NUM_THREADS" not in env:
-        threads = str(max(1, usable_cpus() // max(1, slots)))
-        for name in THREAD_VARIABLES:
-            env.setdefault(name, threads)
-    return env
-
-
-class _Server:
-    """A long-lived worker process (``worker --serve``) that runs one job at a time."""
-
-    def __init__(self, gpu: str | None, slots: int = 1) -> None:
-        self.gpu = gpu
-        env = worker_env(gpu, slots)
-        read_fd, write_fd = os.pipe()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sftmix.study.worker", "--serve", str(write_fd)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=env, pass_fds=(write_fd,), preexec_fn=_die_with_parent, text=True)
-        os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        self.answers = os.fdopen(read_fd, "r")
-        self.job: str | None = None
-        self._buffer = ""
-
-    def start(self, job_file: Path, log_file: Path) -> None:
-        assert self.proc.stdin is not None
-        self.job = job_file.stem
-        self.proc.stdin.write(f"{job_file}\t{log_file}\n")
-        self.proc.stdin.flush()
-
-    def poll(self) -> str:
-        try:
-            chunk = self.answers.read()
-        except (BlockingIOError, TypeError):
-            chunk = None
-        if chunk:
-            self._buffer += chunk
-        if "\n" in self._buffer:
-            line, self._buffer = self._buffer.split("\n", 1)
-            self.job = None
-            return DONE if line.split("\t")[1] == "0" else FAILED
-        if self.proc.poll() is not None:  # died in the middle of a job (killed, out of memory)
-            self.job = None
-            return FAILED
-        return RUNNING
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # complete before this run started
+    failed: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # a dependency failed
+    queued: list[str] = field(default_factory=list)  # left in a cluster's queue (not waited for)
+    interrupted: bool = False
 
     @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.answers.close()
+    def ok(self) -> bool:
+        """Every job is complete: nothing failed, was blocked, interrupted or left queued."""
+        return not (self.failed or self.blocked or self.interrupted or self.queued)
 
 
-class LocalExecutor:
-    """Runs jobs on this machine: ``workers`` long-lived worker processes, one GPU each
-    when there are GPUs. A worker that dies is replaced for the next job."""
+class Executor(ABC):
+    """Runs a study's job graph; see the module docstring."""
 
-    def __init__(self, workers: int = 1) -> None:
-        self.gpus = visible_gpus()
-        self.slots = max(1, min(workers, len(self.gpus)) if self.gpus else workers)
-        self._servers: list[_Server | None] = [None] * self.slots
+    # True: ``run`` returns only when every job has ended. False: it may return with jobs
+    # queued elsewhere, unless the executor was made with ``wait=True``.
+    waits: ClassVar[bool] = True
 
-    def submit(self, job: Job, job_file: Path, log_file: Path) -> Handle:
-        for i, server in enumerate(self._servers):
-            if server is None or not server.alive:
-                if server is not None:
-                    server.stop()
-                server = self._servers[i] = _Server(self.gpus[i] if self.gpus else None, self.slots)
-            if server.job is None:
-                server.start(job_file, log_file)
-                return Handle(job, server)
-        raise RuntimeError("no free worker: the scheduler submitted more jobs than slots")
+    def __init__(self, study: StudyConfig, wait: bool = False) -> None:
+        self.study = study
+        self.wait = wait or self.waits
 
-    def poll(self, handle: Handle) -> str:
-        server: _Server = handle.ref  # type: ignore[assignment]
-        return server.poll()
-
-    def cancel(self, handle: Handle) -> None:
-        server: _Server = handle.ref  # type: ignore[assignment]
-        server.stop()
-        self._servers = [None if s is server else s for s in self._servers]
-
-    def close(self) -> None:
-        for server in self._servers:
-            if server is not None:
-                server.stop()
-        self._servers = [None] * self.slots
+    @abstractmethod
+    def run(self, run: StudyRun) -> Outcome:
+        """Run (or queue) every job of ``run`` that is not complete; returns what happened."""
 
 
-# -- executors by name ----------------------------------------------------------------------
-
-EXECUTORS: Registry[Callable[[StudyConfig], Executor]] = Registry("executor")
-EXECUTORS.add("local", lambda study: LocalExecutor(study.workers))
-
-
-def _slurm(study: StudyConfig) -> Executor:
-    from sftmix.study.slurm import SlurmExecutor  # imports submitit only when asked for
-
-    return SlurmExecutor(study.executor)  # type: ignore[return-value]
+EXECUTORS: Registry[type[Executor]] = Registry("executor")
+EXECUTORS.add_lazy("local", "sftmix.study.local:LocalExecutor")
+EXECUTORS.add_lazy("slurm", "sftmix.study.slurm:SlurmExecutor")
+EXECUTORS.add_lazy("inline", "sftmix.study.inline:InlineExecutor")
 
 
-EXECUTORS.add("slurm", _slurm)
-
-
-def make_executor(name: str, study: StudyConfig) -> Executor:
-    return EXECUTORS.get(name)(study)
+def make_executor(name: str, study: StudyConfig, wait: bool = False) -> Executor:
+    return EXECUTORS.get(name)(study, wait=wait)

@@ -20,55 +20,24 @@ Only the SLURM executor reads more than ``name``; the local executor ignores the
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from sftmix.config import StrictModel
-
-# sbatch --time: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS.
-_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
-
-
-def _check_time(value: str | int | None) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not _TIME.match(text):
-        raise ValueError(f"expected a SLURM time limit such as 90, '1:30:00' or '2-00:00:00', found {value!r}")
-    return text
-
-
-class JobKindResources(StrictModel):
-    """What one kind of job asks SLURM for."""
-
-    cpus: int = Field(1, ge=1, description="CPUs per job (sbatch --cpus-per-task)")
-    gpus: int = Field(0, ge=0, description="GPUs per job (sbatch --gpus-per-node)")
-    mem_gb: float | None = Field(None, gt=0, description="memory per job; default: the partition's")
-    time: str | None = Field(None, description="time limit; default: the executor's 'time'")
-    processes: int | None = Field(
-        None, ge=1, description="training processes of a stage (accelerate launch); default: one per GPU")
-    accelerate_config: str | None = Field(
-        None, description="accelerate config file for multi-process stages (FSDP, DeepSpeed)")
-    sbatch: dict[str, str | int | bool] = Field(default_factory=dict,
-                                                description="extra sbatch options for this kind")
-
-    @field_validator("time", mode="before")
-    @classmethod
-    def _time(cls, value: str | int | None) -> str | None:
-        return _check_time(value)
-
-    @property
-    def launch_processes(self) -> int:
-        return self.processes if self.processes is not None else max(1, self.gpus)
-
-
-def _default_kind(**values: int) -> JobKindResources:
-    return JobKindResources(**values)  # type: ignore[arg-type]
+from sftmix.config import FieldError, StrictModel
+from sftmix.study.kinds import KINDS, Resources
+from sftmix.study.time_limits import check_time
 
 
 class ExecutorConfig(StrictModel):
+    """Where a study's jobs run (``name``, one of the registered executors) and what each kind
+    of job asks a cluster for: a block named after a job kind (``stage:``, ``eval:``, ...)
+    replaces that kind's default resources (``sftmix.study.kinds``)."""
+
+    # Blocks named after job kinds are the extra fields, each validated as Resources.
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Resources] = Field(init=False)
+
     name: str = "local"
     partition: str | None = None
     account: str | None = None
@@ -80,27 +49,35 @@ class ExecutorConfig(StrictModel):
     sbatch: dict[str, str | int | bool] = Field(default_factory=dict)
     setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
     python: str | None = Field(None, description="the Python that runs jobs; default: this one")
-    model: JobKindResources = Field(default_factory=lambda: _default_kind(cpus=2))
-    mixture: JobKindResources = Field(default_factory=lambda: _default_kind(cpus=2))
-    stage: JobKindResources = Field(default_factory=lambda: _default_kind(cpus=4, gpus=1))
-    eval: JobKindResources = Field(default_factory=lambda: _default_kind(cpus=4, gpus=1))
 
     @field_validator("time", mode="before")
     @classmethod
     def _time(cls, value: str | int) -> str | None:
-        return _check_time(value)
+        return check_time(value)
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        from sftmix.study.executor import EXECUTORS
+
+        if value not in EXECUTORS:
+            raise ValueError(f"unknown executor {value!r}; available: {', '.join(EXECUTORS.names())}")
+        return value
 
     @model_validator(mode="after")
-    def _known_name(self) -> ExecutorConfig:
-        if self.name not in ("local", "slurm"):
-            raise ValueError(f"unknown executor {self.name!r}; available: local, slurm")
+    def _known_kinds(self) -> ExecutorConfig:
+        for key in self.__pydantic_extra__ or {}:
+            if key not in KINDS:
+                raise FieldError((key,), key, "an executor setting or a job kind's resources; "
+                                 f"job kinds: {', '.join(KINDS)} (check the spelling)")
         return self
 
-    def kind(self, kind: str) -> JobKindResources:
-        return getattr(self, kind)
+    def kind(self, kind: str) -> Resources:
+        """What a job of ``kind`` asks for: the block written for it, else the kind's default."""
+        given = (self.__pydantic_extra__ or {}).get(kind)
+        return given if given is not None else KINDS[kind].resources
 
     def resolve_paths(self, base_dir: Path) -> None:
-        for kind in ("model", "mixture", "stage", "eval"):
-            res = self.kind(kind)
+        for res in (self.__pydantic_extra__ or {}).values():
             if res.accelerate_config and not Path(res.accelerate_config).is_absolute():
                 res.accelerate_config = str((base_dir / res.accelerate_config).resolve())

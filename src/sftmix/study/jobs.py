@@ -1,8 +1,8 @@
 """The plan as a graph of jobs: make a base model, build a mixture, train a stage, evaluate.
 
-Every job has a key (the content hash of what it produces, see
-:mod:`sftmix.study.specs`), the keys it depends on, a typed spec (everything the
-worker needs) and the artefact directories it publishes. Mixtures are jobs of
+Every job has a key (its kind's prefix and the content hash of what it produces,
+see :mod:`sftmix.study.kinds`), the keys it depends on, a typed spec (everything
+the worker needs) and the artefact directories it publishes. Mixtures are jobs of
 their own so that a recipe shared by several stages (or replayed by DMT's stage
 2) is built once. A job file (``jobs/<key>.json``) holds the job with every path
 relative to the study directory; :func:`read_job` reads one back, validated.
@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from sftmix.artifacts import is_complete
 from sftmix.errors import ConfigError
+from sftmix.study.kinds import KINDS, artefact, key_of_artefact
 from sftmix.study.plan import Plan
-from sftmix.study.specs import KINDS, LAYOUT, JobSpec, artefact
+from sftmix.study.specs import LAYOUT, Spec
 
 
 @dataclass
@@ -28,10 +29,9 @@ class Job:
     key: str
     kind: str
     deps: list[str]
-    spec: JobSpec
+    spec: Spec
     out: Path  # absolute: the study directory joined with the artefact's folder
     label: str
-    resources: dict[str, int] = field(default_factory=lambda: {"cpus": 1, "gpus": 0})
     # Artefacts this job publishes, by key (an evaluation job publishes one per suite).
     outputs: dict[str, Path] = field(default_factory=dict)
 
@@ -51,7 +51,7 @@ class Job:
     def to_file(self, study_dir: Path) -> dict[str, Any]:
         """The job file's content: paths relative to ``study_dir``."""
         return {"layout": LAYOUT, "key": self.key, "kind": self.kind, "deps": self.deps,
-                "spec": self.payload, "label": self.label, "resources": self.resources,
+                "spec": self.payload, "label": self.label,
                 "out": _relative(self.out, study_dir),
                 "outputs": {k: _relative(p, study_dir) for k, p in self.outputs.items()}}
 
@@ -60,8 +60,8 @@ def _relative(path: Path, study_dir: Path) -> str:
     return path.relative_to(study_dir).as_posix()
 
 
-def artefact_dir(study_dir: Path, kind: str, key: str) -> Path:
-    return study_dir / artefact(kind, key)
+def artefact_dir(study_dir: Path, key: str) -> Path:
+    return study_dir / artefact(key)
 
 
 def read_job(job_file: Path) -> Job:
@@ -85,43 +85,36 @@ def read_job(job_file: Path) -> Job:
         raise ConfigError(f"{job_file}, field 'spec': not a valid {kind.name} job ({exc})") from None
     except KeyError:
         raise ConfigError(f"{job_file}: no 'spec' field") from None
-    return Job(data["key"], kind.name, list(data.get("deps", [])), spec,  # type: ignore[arg-type]
-               study_dir / data["out"], data.get("label", ""), dict(data.get("resources", {})),
-               {k: study_dir / v for k, v in data.get("outputs", {}).items()})
+    return Job(data["key"], kind.name, list(data.get("deps", [])), spec, study_dir / data["out"],
+               data.get("label", ""), {k: study_dir / v for k, v in data.get("outputs", {}).items()})
 
 
 def build_jobs(plan: Plan, study_dir: Path) -> dict[str, Job]:
     """Jobs in an order where every dependency comes first."""
     jobs: dict[str, Job] = {}
-    model_keys = {folder: folder.split("/", 1)[1] for folder in plan.model_dirs.values()
-                  if folder.startswith(KINDS["model"].folder + "/")}
-    for key, spec in plan.models.items():
-        name = next(n for n, f in plan.model_dirs.items() if f == artefact("model", key))
-        jobs[key] = Job(key, "model", [], spec, artefact_dir(study_dir, "model", key),
-                        f"base model {name}")
-    for key, (mspec, recipe) in plan.mixtures.items():
-        deps = [mspec.replay.mixture.split("/", 1)[1]] if mspec.replay else []
-        jobs.setdefault(key, Job(key, "mixture", deps, mspec, artefact_dir(study_dir, "mixture", key),
-                                 recipe.describe()))
+
+    def add(key: str, kind: str, deps: list[str], spec: Spec, label: str) -> None:
+        jobs.setdefault(key, Job(key, kind, deps, spec, artefact_dir(study_dir, key), label))
 
     def after(folder: str) -> list[str]:
         """The job that makes ``folder``, if one does (a model folder outside makes none)."""
-        if folder.startswith(KINDS["stage"].folder + "/"):
-            return [folder.split("/", 1)[1]]
-        return [model_keys[folder]] if folder in model_keys else []
+        key = key_of_artefact(folder)
+        return [key] if key is not None else []
 
+    names = {folder: name for name, folder in plan.model_dirs.items()}
+    for key, spec in plan.models.items():
+        add(key, "model", [], spec, f"base model {names[artefact(key)]}")
+    for key, (mspec, recipe) in plan.mixtures.items():
+        deps = after(mspec.replay.mixture) if mspec.replay else []
+        add(key, "mixture", deps, mspec, recipe.describe())
     for key in plan.stage_order():
         node = plan.stages[key]
-        job_key = f"s-{key}"
-        jobs[job_key] = Job(job_key, "stage", [node.mixture, *after(node.spec.parent)], node.spec,
-                            artefact_dir(study_dir, "stage", job_key), node.label,
-                            {"cpus": 1, "gpus": 1})
+        add(key, "stage", [node.mixture, *after(node.spec.parent)], node.spec, node.label)
     for key, ev in plan.evals.items():
-        job_key = f"e-{key}"
         target = plan.stages[ev.stage].label if ev.stage else f"{ev.model} (base)"
-        jobs[job_key] = Job(job_key, "eval", after(ev.spec.model), ev.spec,
-                            artefact_dir(study_dir, "eval", job_key), f"{ev.suite} on {target}",
-                            {"cpus": 1, "gpus": 1})
+        add(key, "eval", after(ev.spec.model), ev.spec, f"{ev.suite} on {target}")
+    for extra in plan.jobs:
+        add(extra.key, extra.kind, list(extra.deps), extra.spec, extra.label)
     return jobs
 
 

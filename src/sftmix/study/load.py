@@ -6,38 +6,42 @@ written anywhere before the whole study is valid.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from sftmix.config import Override, Source, read_yaml, validate
 from sftmix.config import Problems as _Problems
-from sftmix.config import read_yaml, validate
 from sftmix.errors import SftmixError
-from sftmix.study.config import CREATED_PATHS, GENERAL, PATH_OPTIONS, StudyConfig
+from sftmix.study import spellings
+from sftmix.study.config import CREATED_PATHS, PATH_OPTIONS, StudyConfig
 
 
-def load_study(path: str | Path) -> StudyConfig:
+def load_study(path: str | Path, overrides: Sequence[Override] = (),
+               variables: Mapping[str, str] | None = None) -> StudyConfig:
+    """A study file, with ``overrides`` (``--set``) applied, validated and checked; ``variables``
+    are given to its ``${NAME}`` references before the environment."""
     path = Path(path)
-    data, node = read_yaml(path)
-    study = validate(StudyConfig, data, str(path), node)
+    data, source = read_yaml(path, overrides, variables)
+    study = validate(StudyConfig, spellings.study(data), source)
     written = study.model_copy(deep=True)
     study.resolve_paths(path.resolve().parent)
-    check_study(study, str(path), node, written)
+    check_study(study, source, written)
     return study
 
 
-def check_study(study: StudyConfig, source: str = "<study>", node: yaml.Node | None = None,
+def check_study(study: StudyConfig, source: Source | str = "<study>",
                 written: StudyConfig | None = None) -> None:
     """Every check that spans fields; ``written`` is the study before its paths were resolved,
     so that a missing file is named as the user wrote it."""
-    p = _Problems(source, node)
+    p = _Problems(source)
     names = set(study.abilities)
     _check_sources(study, p)
     _check_evaluation_paths(study, written or study, p)
     _check_models(study, p)
-    _check_designs(study, names, p)
+    _check_designs(study, p)
     _check_runs(study, names, p)
     _check_registries(study, p)
     _check_training(study, p)
@@ -71,29 +75,10 @@ def _check_models(study: StudyConfig, p: _Problems) -> None:
         p.add(("seeds",), f"duplicate seeds in {study.seeds}")
 
 
-def _check_designs(study: StudyConfig, names: set[str], p: _Problems) -> None:
-    d = study.designs
-    if d.scaling and d.scaling.abilities:
-        for i, a in enumerate(d.scaling.abilities):
-            if a not in names:
-                p.add(("designs", "scaling", "abilities", i), _unknown_ability(a, names))
-    for design in ("mixed", "ratio", "strategies"):
-        if getattr(d, design) is not None and len(names) < 2:
-            p.add(("designs", design), "needs at least two abilities")
-    for design in ("ratio", "strategies"):
-        if getattr(d, design) is not None and GENERAL not in names:
-            p.add(("designs", design), f"needs an ability named '{GENERAL}' (the general data)")
-    if d.strategies and d.strategies.sequential:
-        order = d.strategies.sequential.order
-        for i, a in enumerate(order):
-            if a not in names:
-                p.add(("designs", "strategies", "sequential", "order", i), _unknown_ability(a, names))
-        if len(set(order)) != len(order):
-            p.add(("designs", "strategies", "sequential", "order"), f"an ability appears twice in {order}")
-    for key in ("scaling", "mixed"):
-        design = getattr(d, key)
-        if design is not None and len(set(design.fractions)) != len(design.fractions):
-            p.add(("designs", key, "fractions"), f"duplicate fractions in {design.fractions}")
+def _check_designs(study: StudyConfig, p: _Problems) -> None:
+    from sftmix.study.designs import check_designs
+
+    check_designs(study, p.add)
 
 
 def _check_runs(study: StudyConfig, names: set[str], p: _Problems) -> None:
@@ -109,7 +94,7 @@ def _check_runs(study: StudyConfig, names: set[str], p: _Problems) -> None:
             stage_names.add(stage.name)
             for e, entry in enumerate(stage.data):
                 if entry.ability not in names:
-                    p.add(("runs", r, "stages", s, "data", e, "ability"), _unknown_ability(entry.ability, names))
+                    p.add(("runs", r, "stages", s, "data", e, "ability"), study.unknown_ability(entry.ability))
     # Stage references: resolve to (run, stage) and look for cycles.
     graph: dict[tuple[str, str], tuple[str, str] | None] = {}
     for r, run in enumerate(study.runs):
@@ -200,7 +185,3 @@ def _check_evaluation(study: StudyConfig, p: _Problems) -> None:
             build_suite(suite, {k: v for k, v in options.items() if k not in ("limit", "generator")})
         except SftmixError as exc:
             p.add(("evaluation", suite), str(exc))
-
-
-def _unknown_ability(name: str, names: set[str]) -> str:
-    return f"unknown ability {name!r}; the study defines: {', '.join(sorted(names))}"

@@ -6,7 +6,7 @@ on every ability's suites. The planner builds the typed spec of every artefact
 stage, or the base model), its mixture (sources with their file hashes, amounts,
 replay, seed) and its fully resolved training settings; an evaluation's names
 the model and the suite with its options (secrets removed). The key of each is
-``spec_key(spec)``. Two designs that ask for the same work produce the same key,
+``job_key(kind, spec)`` (``sftmix.study.kinds``). Two designs that ask for the same work produce the same key,
 so it is planned, trained and evaluated once:
 
 * DMT's stage 1 is mixed sequential's stage 1 for every k, and DMT(k=0)'s
@@ -19,16 +19,13 @@ so it is planned, trained and evaluated once:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from sftmix.config import StrictModel
-from sftmix.hashing import config_hash, file_sha256
+from sftmix.keys import path_fingerprint
 from sftmix.secrets import public
-from sftmix.study.config import GENERAL, ModelConfig, StageConfig, StudyConfig
+from sftmix.study.config import ModelConfig, StageConfig, StudyConfig
+from sftmix.study.kinds import artefact, job_key
 from sftmix.study.specs import (
     BaseModelSpec,
     EvalSpec,
@@ -37,18 +34,9 @@ from sftmix.study.specs import (
     Replay,
     StageSpec,
     SuiteSpec,
-    artefact,
-    spec_key,
 )
 from sftmix.train.config import ModelSource, TrainSettings, resolve_settings
-from sftmix.train.strategies import (
-    STRATEGIES,
-    DmtOptions,
-    MixedSequentialOptions,
-    NoOptions,
-    SequentialOptions,
-    Step,
-)
+from sftmix.train.strategies import Step
 
 
 @dataclass(frozen=True)
@@ -74,10 +62,25 @@ class Recipe:
             replay = None  # k = 0 replays nothing: DMT(0) is mixed sequential
         return Recipe(tuple(sorted(parts, key=lambda p: (p.ability, p.kind))), seed, replay)
 
+    def counts(self, sizes: dict[str, int]) -> dict[str, int]:
+        """Examples of each ability the recipe's mixture holds (its replay included), given the
+        examples of each ability's source: the data layer's nested amounts."""
+        from sftmix.data.sampling import amount_count
+
+        counts: dict[str, int] = {}
+        for part in self.parts:
+            counts[part.ability] = counts.get(part.ability, 0) + amount_count(
+                sizes[part.ability], part.amount, part.kind)  # type: ignore[arg-type]
+        if self.replay is not None:
+            replayed, k = self.replay
+            for ability, c in replayed.counts(sizes).items():
+                counts[ability] = counts.get(ability, 0) + (amount_count(c, k) if c else 0)
+        return counts
+
     def describe(self) -> str:
         text = " + ".join(f"{p.ability}×{_amount(p)}" for p in self.parts)
         if self.replay:
-            text += f" + replay {_fmt(self.replay[1])} of ({self.replay[0].describe()})"
+            text += f" + replay {fmt_amount(self.replay[1])} of ({self.replay[0].describe()})"
         return text
 
 
@@ -121,6 +124,18 @@ class RunNode:
     coords: dict[str, Any] = field(default_factory=dict)  # e.g. {"ability": "maths", "fraction": 0.25}
 
 
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job of another kind than the four a study always has (``sftmix.study.kinds``), added by
+    a design: its key, kind, spec, the keys it waits for and its label."""
+
+    key: str
+    kind: str
+    spec: Any
+    deps: tuple[str, ...]
+    label: str
+
+
 @dataclass
 class Plan:
     study: StudyConfig
@@ -131,9 +146,10 @@ class Plan:
     models: dict[str, BaseModelSpec] = field(default_factory=dict)
     model_dirs: dict[str, str] = field(default_factory=dict)
     mixtures: dict[str, tuple[MixtureSpec, Recipe]] = field(default_factory=dict)
-    # Estimated training tokens per stage job (``s-<key>``), for ordering: set by the runner's
-    # ``prepare``, which reads (and so validates) every source before writing anything.
-    job_weights: dict[str, float] = field(default_factory=dict)
+    jobs: list[PlannedJob] = field(default_factory=list)
+    # What it costs (``sftmix.study.cost``): set by the runner's ``checked_plan``, which reads
+    # (and so validates) every source before anything is written.
+    cost: Any = None
 
     @property
     def naive_stages(self) -> int:
@@ -162,7 +178,7 @@ class Plan:
         return order
 
 
-def _fmt(x: float) -> str:
+def fmt_amount(x: float) -> str:
     if x >= 1 or x == 0:
         return f"{x:g}"
     inv = 1 / x
@@ -170,13 +186,7 @@ def _fmt(x: float) -> str:
 
 
 def _amount(p: Part) -> str:
-    return _fmt(p.amount) if p.kind == "fraction" else f"{int(p.amount)} samples"
-
-
-@cache
-def _sha(path: str) -> str:
-    p = Path(path)
-    return file_sha256(p) if p.is_file() else "dir:" + config_hash(sorted(str(x.relative_to(p)) for x in p.rglob("*")))
+    return fmt_amount(p.amount) if p.kind == "fraction" else f"{int(p.amount)} samples"
 
 
 class Planner:
@@ -187,7 +197,7 @@ class Planner:
 
     # -- specs and keys ------------------------------------------------------------------
     def _sha(self, path: str | None) -> str | None:
-        return _sha(path) if self.hash_files and path is not None else None
+        return path_fingerprint(path) if self.hash_files and path is not None else None
 
     def base_model(self, model: ModelConfig) -> str:
         """The folder the model's first stages start from (made by a job unless a HF folder)."""
@@ -202,16 +212,16 @@ class Planner:
                 # The tokenizer is trained on the study's own training texts.
                 spec.texts = [a.data.named(n) for n, a in self.study.abilities.items()]
                 spec.texts_sha256 = [self._sha(a.data.path) for a in self.study.abilities.values()]
-            key = "b-" + spec_key(spec)
+            key = job_key("model", spec)
             self.plan.models[key] = spec
-            folder = artefact("model", key)
+            folder = artefact(key)
         self.plan.model_dirs[model.name] = folder
         return folder
 
     def mixture(self, recipe: Recipe) -> str:
         replay = None
         if recipe.replay is not None:
-            replay = Replay(mixture=artefact("mixture", self.mixture(recipe.replay[0])),
+            replay = Replay(mixture=artefact(self.mixture(recipe.replay[0])),
                             fraction=recipe.replay[1])
         parts = []
         for p in recipe.parts:
@@ -219,7 +229,7 @@ class Planner:
             parts.append(MixturePart(source=data.named(p.ability), sha256=self._sha(data.path),
                                      kind=p.kind, amount=p.amount))  # type: ignore[arg-type]
         spec = MixtureSpec(parts=parts, seed=recipe.seed, replay=replay)
-        key = "m-" + spec_key(spec)
+        key = job_key("mixture", spec)
         self.plan.mixtures.setdefault(key, (spec, recipe))
         return key
 
@@ -227,10 +237,10 @@ class Planner:
               overrides: Any = None, label: str = "") -> str:
         mixture = self.mixture(recipe)
         spec = StageSpec(
-            parent=artefact("stage", f"s-{parent}") if parent else self.base_model(model),
-            mixture=artefact("mixture", mixture),
+            parent=artefact(parent) if parent else self.base_model(model),
+            mixture=artefact(mixture),
             training=resolve_settings(self.study.training, overrides or {}, seed=seed))
-        key = spec_key(spec)
+        key = job_key("stage", spec)
         if key not in self.plan.stages:
             self.plan.stages[key] = StageNode(key, parent, model.name, recipe, mixture, spec,
                                               label or recipe.describe())
@@ -238,15 +248,22 @@ class Planner:
 
     def evaluation(self, model: ModelConfig, stage: str | None) -> list[str]:
         keys = []
-        target = artefact("stage", f"s-{stage}") if stage else self.base_model(model)
+        target = artefact(stage) if stage else self.base_model(model)
         for ability, cfg in self.study.abilities.items():
             for suite in cfg.evals:
                 options = public(dict(self.study.evaluation.get(suite, {})))
                 spec = EvalSpec(model=target, suite=SuiteSpec(suite=suite, options=options))
-                key = spec_key(spec)
+                key = job_key("eval", spec)
                 self.plan.evals.setdefault(key, EvalNode(key, stage, model.name, suite, ability, spec))
                 keys.append(key)
         return keys
+
+    def job(self, kind: str, spec: Any, deps: tuple[str, ...], label: str) -> str:
+        """Add a job of another kind (``sftmix.study.kinds``) to the plan; returns its key."""
+        key = job_key(kind, spec)
+        if all(j.key != key for j in self.plan.jobs):
+            self.plan.jobs.append(PlannedJob(key, kind, spec, deps, label))
+        return key
 
     def run(self, name: str, design: str, model: ModelConfig, seed: int, stages: list[str],
             coords: dict[str, Any]) -> None:
@@ -262,99 +279,31 @@ class Planner:
 
 def build_plan(study: StudyConfig, hash_files: bool = True) -> Plan:
     """Expand every design for every model and seed; shared work is merged by key."""
+    from sftmix.study.designs import DESIGNS
+
     pl = Planner(study, hash_files)
     for model in study.models:
         for seed in study.seeds:
             suffix = f"{model.name}/s{seed}"
             if study.evaluate_base:
                 pl.run(f"base/{suffix}", "base", model, seed, [], {})
-            for expand in _DESIGNS:
-                expand(pl, model, seed, suffix)
+            for name, block in study.designs.items():
+                DESIGNS.get(name).expand(pl, block, model, seed, suffix)
             _free_runs(pl, model, seed, suffix)
     return pl.plan
 
 
-def _full(abilities: list[str], f: float = 1.0) -> list[Part]:
-    return [Part(a, f) for a in abilities]
-
-
-def _scaling(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
-    d = pl.study.designs.scaling
-    if d is None:
-        return
-    for ability in d.abilities or list(pl.study.abilities):
-        for f in d.fractions:
-            stages = pl.chain(model, seed, [Recipe.of([Part(ability, f)], seed)])
-            pl.run(f"scaling/{ability}/{_fmt(f)}/{suffix}", "scaling", model, seed, stages,
-                   {"ability": ability, "fraction": f})
-
-
-def _mixed(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
-    d = pl.study.designs.mixed
-    if d is None:
-        return
-    for f in d.fractions:
-        stages = pl.chain(model, seed, [Recipe.of(_full(list(pl.study.abilities), f), seed)])
-        pl.run(f"mixed/{_fmt(f)}/{suffix}", "mixed", model, seed, stages, {"fraction": f})
-
-
-def _ratio(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
-    d = pl.study.designs.ratio
-    if d is None:
-        return
-    spec = pl.study.specialist
-    for setup in d.setups:
-        for k in d.ks:
-            if setup == "a":
-                parts = [Part(GENERAL, 1.0), *_full(spec, k)]
-            elif setup == "b":
-                parts = [Part(GENERAL, k), *_full(spec)]
-            else:
-                parts = [Part(GENERAL, d.general_fraction), *_full(spec, k)]
-            stages = pl.chain(model, seed, [Recipe.of(parts, seed)])
-            pl.run(f"ratio/{setup}/{_fmt(k)}/{suffix}", "ratio", model, seed, stages,
-                   {"setup": setup, "k": k})
-
-
-def _recipes(steps: list[Step], seed: int) -> list[Recipe]:
-    """A strategy's steps (:mod:`sftmix.train.strategies`) as recipes of the study's sources."""
+def recipes_of(steps: list[Step], seed: int, amounts: dict[str, float] | None = None) -> list[Recipe]:
+    """A strategy's steps (:mod:`sftmix.train.strategies`) as recipes of the study's sources;
+    ``amounts`` scales each ability's fraction (a candidate composition of ``sftmix suggest``)."""
+    scale = amounts or {}
     recipes: list[Recipe] = []
     for step in steps:
-        parts = [Part(a, take.fraction) for take in step.data for a in take.abilities]
+        parts = [Part(a, take.fraction * scale.get(a, 1.0)) for take in step.data for a in take.abilities
+                 if take.fraction * scale.get(a, 1.0) > 0]
         replay = (recipes[-1], step.replay) if step.replay is not None else None
         recipes.append(Recipe.of(parts, seed, replay))
     return recipes
-
-
-def _strategies(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:
-    d = pl.study.designs.strategies
-    if d is None:
-        return
-    abilities = list(pl.study.abilities)
-
-    def add(strategy: str, options: StrictModel, **coords: Any) -> None:
-        steps = STRATEGIES.get(strategy.replace("-", "_")).steps(abilities, options)
-        name = f"strategies/{strategy}" + "".join(f"/{_fmt(v)}" for v in coords.values())
-        pl.run(f"{name}/{suffix}", "strategies", model, seed,
-               pl.chain(model, seed, _recipes(steps, seed)), {"strategy": strategy, **coords})
-
-    if d.baselines:
-        for ability in abilities:
-            pl.run(f"strategies/{ability}-only/{suffix}", "strategies", model, seed,
-                   pl.chain(model, seed, [Recipe.of([Part(ability, 1.0)], seed)]),
-                   {"strategy": f"{ability}-only"})
-    if d.multi_task:
-        add("multi-task", NoOptions())
-    if d.sequential:
-        add("sequential", SequentialOptions(order=d.sequential.order))
-    if d.mixed_sequential:
-        add("mixed-sequential", MixedSequentialOptions(general=GENERAL))
-    if d.dmt:
-        for k in d.dmt.ks:
-            add("dmt", DmtOptions(k=k, general=GENERAL), k=k)
-
-
-_DESIGNS: list[Callable[[Planner, ModelConfig, int, str], None]] = [_scaling, _mixed, _ratio, _strategies]
 
 
 def _free_runs(pl: Planner, model: ModelConfig, seed: int, suffix: str) -> None:

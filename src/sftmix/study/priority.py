@@ -15,45 +15,13 @@ plan order is kept.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from sftmix.study.jobs import Job
-
-log = logging.getLogger(__name__)
 
 # The cost of a job that trains nothing, in tokens: enough to break ties between
 # chains of equal training, small against any real stage.
 SMALL_JOB = 1.0
-
-
-def stage_weights(plan: Any) -> dict[str, float]:
-    """Job key (``s-<stage>``) -> estimated training tokens.
-
-    Reading every source for the estimate also validates it, so bad input (a malformed
-    record, a missing file) raises here, before a study writes anything; any other failure
-    of the estimate only costs the ordering ({}: jobs start in plan order).
-    """
-    from sftmix.errors import SftmixError
-    from sftmix.study.cost import plan_cost
-
-    try:
-        cost = plan_cost(plan)
-    except SftmixError:
-        raise
-    except Exception as exc:  # an estimate only: scheduling falls back to plan order
-        log.warning("no token estimate for ordering jobs (%s); jobs start in plan order", exc)
-        return {}
-    weights = {}
-    for key, tokens in cost.stage_tokens.items():
-        training = plan.stages[key].training
-        if training.get("max_steps"):
-            cap = (float(training["max_steps"]) * float(training.get("global_batch_size", 128))
-                   * float(training.get("max_length", 2048)))
-            tokens = min(tokens, cap)
-        weights[f"s-{key}"] = tokens
-    return weights
 
 
 def remaining_path(jobs: Mapping[str, Job], weights: Mapping[str, float]) -> dict[str, float]:

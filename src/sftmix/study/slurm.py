@@ -16,21 +16,23 @@ every id is recorded (``sftmix.study.slurm_queue``) before the lock is released.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
+import os
 import subprocess
 import time
-from dataclasses import asdict
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sftmix.artifacts import write_json_atomic
 from sftmix.errors import SftmixError
 from sftmix.study.config import StudyConfig
-from sftmix.study.executor_config import ExecutorConfig
+from sftmix.study.executor import Executor, Outcome
 from sftmix.study.jobs import Job
-from sftmix.study.priority import by_priority, remaining_path
-from sftmix.study.runner import Outcome, checked_plan, job_file, prepare
+from sftmix.study.priority import by_priority
+from sftmix.study.runner import StudyRun, job_file, log_file
+from sftmix.study.slurm_node import NodeCommand
 from sftmix.study.slurm_queue import (
     ACTIVE,
     FINAL,
@@ -40,7 +42,6 @@ from sftmix.study.slurm_queue import (
     study_lock,
     write_record,
 )
-from sftmix.study.slurm_task import SlurmTask
 from sftmix.study.store import STORE_NAME, ResultsStore
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,14 @@ def submission_order(jobs: dict[str, Job], priority: dict[str, float]) -> list[s
     return order
 
 
-class SlurmExecutor:
+class SlurmExecutor(Executor):
     """Submits a study's jobs to SLURM; see the module docstring."""
 
-    slots = 0  # the scheduler is SLURM's; the local scheduling loop is not used
+    waits = False  # returns once the graph is queued, unless made with wait=True
 
-    def __init__(self, config: ExecutorConfig, wait: bool = False, poll_seconds: float = 2.0) -> None:
-        self.config = config
-        self.wait = wait
+    def __init__(self, study: StudyConfig, wait: bool = False, poll_seconds: float = 2.0) -> None:
+        super().__init__(study, wait)
+        self.config = study.executor
         self.poll_seconds = poll_seconds
 
     # -- submission ------------------------------------------------------------------------
@@ -116,73 +117,74 @@ class SlurmExecutor:
             params["gpus_per_node"] = res.gpus
         return params
 
-    def task(self, job: Job, study_dir: Path) -> SlurmTask:
+    def command(self, job: Job, study_dir: Path) -> NodeCommand:
+        """What runs on the node for ``job``."""
         res = self.config.kind(job.kind)
         processes = res.launch_processes if job.kind == "stage" else 1
-        task = SlurmTask(key=job.key, job_file=str(job_file(study_dir, job.key)),
-                         log_file=str(study_dir / "logs" / f"{job.key}.log"), cpus=res.cpus,
-                         processes=processes, accelerate_config=res.accelerate_config,
-                         checkpoint_on_warning=job.kind == "stage" and self.config.warning_seconds > 0,
-                         max_requeues=self.config.max_requeues)
+        command = NodeCommand(key=job.key, job_file=str(job_file(study_dir, job.key)),
+                              log_file=str(log_file(study_dir, job.key)), cpus=res.cpus,
+                              processes=processes, accelerate_config=res.accelerate_config,
+                              checkpoint_on_warning=job.kind == "stage" and self.config.warning_seconds > 0,
+                              max_requeues=self.config.max_requeues)
         if self.config.python:
-            task.python = self.config.python
-        return task
+            command.python = self.config.python
+        return command
 
-    def _submit(self, executor: Any, job: Job, study: StudyConfig, study_dir: Path,
-                dep_ids: list[str]) -> str:
+    def _submit(self, executor: Any, job: Job, run: StudyRun, dep_ids: list[str]) -> str:
         from submitit.core.utils import FailedJobError
 
-        executor.update_parameters(**self.sbatch_options(job, study, dep_ids))
+        study_dir = run.study_dir
+        executor.update_parameters(**self.sbatch_options(job, run.study, dep_ids))
         try:
-            submitted = executor.submit(self.task(job, study_dir))
+            with _environment(run.env):  # sbatch hands its environment to the job
+                submitted = executor.submit(self.command(job, study_dir))
         except FailedJobError as exc:  # sbatch refused it: a partition, account or request it rejects
             raise SftmixError(f"sbatch refused {job.kind} {job.label}: {' '.join(str(exc).split())[-800:]}; "
                               "jobs submitted before it stay queued (sftmix status / cancel)") from None
         record = {"job_id": str(submitted.job_id), "kind": job.kind, "label": job.label,
                   "submitted_at": time.time(), "state": "PENDING", "reason": "",
-                  "log": str(study_dir / "logs" / f"{job.key}.log"),
+                  "log": str(run.log_file(job.key)),
                   "slurm_log": str(slurm_dir(study_dir) / "logs" / str(submitted.job_id)),
                   "deps": dep_ids}
         write_record(study_dir, job.key, record)
         log.info("submitted %s %s as SLURM job %s", job.kind, job.label, submitted.job_id)
         return str(submitted.job_id)
 
-    def run_graph(self, study: StudyConfig, study_dir: Path, progress: bool = True) -> Outcome:
-        study_dir = study_dir.resolve()
+    def run(self, run: StudyRun) -> Outcome:
+        study_dir = run.study_dir
         outcome = Outcome()
         executor = self._executor(study_dir)  # fails before anything is written without SLURM
-        plan = checked_plan(study)  # and so does bad input
         slurm_dir(study_dir).mkdir(parents=True, exist_ok=True)
         with study_lock(study_dir):
             records = refresh(study_dir)
             active = {k for k, r in records.items() if is_active(r)}
-            plan, jobs = prepare(study, study_dir, clean=not active, plan=plan)
-            store = ResultsStore(study_dir / STORE_NAME)
-            try:
-                store.record_plan(plan)
-                store.sync(jobs)
-            finally:
-                store.close()
-            priority = remaining_path(jobs, plan.job_weights)
-            ids: dict[str, str] = {}
-            submitted = 0
-            for key in submission_order(jobs, priority):
-                job = jobs[key]
-                if job.complete:
-                    outcome.skipped.append(key)
-                elif key in active:
-                    ids[key] = records[key]["job_id"]  # already queued or running: not again
-                else:
-                    deps = [ids[d] for d in job.deps if d in ids]
-                    ids[key] = self._submit(executor, job, study, study_dir, deps)
-                    submitted += 1
+            jobs = run.prepare(clean=not active)
+            run.open_store(jobs).close()
+            ids = self._submit_graph(executor, run, jobs, records, active, outcome)
         outcome.queued = list(ids)
+        if self.wait and ids:
+            self._follow(study_dir, jobs, ids, outcome, run.progress)
+        return outcome
+
+    def _submit_graph(self, executor: Any, run: StudyRun, jobs: dict[str, Job],
+                      records: dict[str, dict[str, Any]], active: set[str], outcome: Outcome
+                      ) -> dict[str, str]:
+        """Submit every job that is neither complete nor queued; returns key -> SLURM id of
+        every job the graph waits on (just submitted or already in the queue)."""
+        ids: dict[str, str] = {}
+        submitted = 0
+        for key in submission_order(jobs, run.priority(jobs)):
+            job = jobs[key]
+            if job.complete:
+                outcome.skipped.append(key)
+            elif key in active:
+                ids[key] = records[key]["job_id"]  # already queued or running: not again
+            else:
+                ids[key] = self._submit(executor, job, run, [ids[d] for d in job.deps if d in ids])
+                submitted += 1
         log.info("%d jobs submitted now, %d already in the queue, %d complete", submitted,
                  len(ids) - submitted, len(outcome.skipped))
-        if self.wait and ids:
-            self._follow(study_dir, jobs, ids, outcome, progress)
-        write_json_atomic(study_dir / "last_run.json", asdict(outcome))
-        return outcome
+        return ids
 
     # -- waiting ---------------------------------------------------------------------------
     def _follow(self, study_dir: Path, jobs: dict[str, Job], ids: dict[str, str], outcome: Outcome,
@@ -228,5 +230,16 @@ class SlurmExecutor:
         outcome.queued = sorted(waiting)
 
 
-def make_slurm_executor(study: StudyConfig, wait: bool = False) -> SlurmExecutor:
-    return SlurmExecutor(study.executor, wait=wait)
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment while ``sbatch`` runs, and only then."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,13 +1,12 @@
-"""Typed job specs: what each job builds, from what, and the one hash that names it.
+"""Typed job specs: what each job builds, from what.
 
 The planner builds one spec per artefact; the job file holds it; the worker reads
 it back with validation. A spec holds everything that determines its artefact,
 resolved (every default written out), so that writing a default in the study
-file never changes a key, and nothing else: labels and resources live on the job.
+file never changes a key, and nothing else: labels live on the job. Its
+``identity()`` is what the artefact's key hashes (``sftmix.study.kinds.job_key``).
 Paths to artefacts of the study are relative to the study directory
 (``stages/s-...``), so a study directory can be moved or mounted elsewhere.
-
-:func:`spec_key` is the only place where an artefact's key is computed.
 """
 
 from __future__ import annotations
@@ -18,14 +17,21 @@ from pydantic import Field
 
 from sftmix.config import StrictModel
 from sftmix.data.spec import SourceSpec
-from sftmix.hashing import config_hash
 from sftmix.train.config import ModelSource, TrainSettings
 
 # The layout of a study directory these specs belong to; an older one is recognised by it.
-LAYOUT = 2
+# 3: keys salted (``sftmix.keys``), folders fingerprinted by their files' names and sizes.
+LAYOUT = 3
 
 
-class BaseModelSpec(StrictModel):
+class Spec(StrictModel):
+    """A job's spec; ``identity()`` is what its artefact's key is made from."""
+
+    def identity(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class BaseModelSpec(Spec):
     """Make a base model a Hugging Face folder: a GGUF import, or a tiny Llama whose
     tokenizer is trained on ``texts`` (the study's training sources)."""
 
@@ -50,18 +56,22 @@ class Replay(StrictModel):
     fraction: float = Field(ge=0, le=1)
 
 
-class MixtureSpec(StrictModel):
+class MixtureSpec(Spec):
     parts: list[MixturePart] = Field(min_length=1)
     seed: int
     replay: Replay | None = None
 
 
-class StageSpec(StrictModel):
+class StageSpec(Spec):
     """Train from ``parent``'s weights on ``mixture`` with ``training``."""
 
     parent: str  # a stage or base model folder of the study (relative), or a model folder
     mixture: str
     training: TrainSettings
+
+    def identity(self) -> dict[str, Any]:
+        # A stage keeps its key whatever kernel trains it (``TrainSettings.identity``).
+        return {**self.model_dump(mode="json"), "training": self.training.identity()}
 
 
 class SuiteSpec(StrictModel):
@@ -71,7 +81,7 @@ class SuiteSpec(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class EvalSpec(StrictModel):
+class EvalSpec(Spec):
     """Evaluate a model on one suite (one job per suite: a failing suite loses no other)."""
 
     model: str  # the evaluated model's folder (relative to the study directory, or absolute)
@@ -79,40 +89,3 @@ class EvalSpec(StrictModel):
 
 
 JobSpec = BaseModelSpec | MixtureSpec | StageSpec | EvalSpec
-
-
-# Settings that change how a step is computed, not what it computes (as in
-# ``sftmix.train.stage.stage_key``): a stage keeps its key whatever kernel trains it.
-COMPUTE_ONLY = frozenset({"attention", "compile"})
-
-
-def spec_key(spec: StrictModel) -> str:
-    """The key of what ``spec`` produces: the hash of the resolved spec."""
-    data = spec.model_dump(mode="json")
-    if isinstance(spec, StageSpec):
-        data["training"] = {k: v for k, v in data["training"].items() if k not in COMPUTE_ONLY}
-    return config_hash(data)
-
-
-class JobKind(StrictModel):
-    """One kind of job: its spec, where its artefacts live, what runs it (``sftmix.study.tasks``)."""
-
-    name: str
-    folder: str
-    prefix: str
-    spec: type[StrictModel]
-    task: str
-
-
-# The one table of job kinds, in the order a study's work flows.
-KINDS: dict[str, JobKind] = {k.name: k for k in (
-    JobKind(name="model", folder="models", prefix="b-", spec=BaseModelSpec, task="make_model"),
-    JobKind(name="mixture", folder="mixtures", prefix="m-", spec=MixtureSpec, task="make_mixture"),
-    JobKind(name="stage", folder="stages", prefix="s-", spec=StageSpec, task="train_stage"),
-    JobKind(name="eval", folder="evals", prefix="e-", spec=EvalSpec, task="evaluate"),
-)}
-
-
-def artefact(kind: str, key: str) -> str:
-    """An artefact's folder relative to the study directory; ``key`` carries its prefix."""
-    return f"{KINDS[kind].folder}/{key}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sftmix.artifacts import is_complete
 from sftmix.study.jobs import check_layout
-from sftmix.study.specs import KINDS
+from sftmix.study.kinds import KINDS
 from sftmix.study.worker import failed_file, running_file
 
 STATES = ("done", "running", "failed", "pending")

@@ -2,7 +2,11 @@
 
 Tables: ``study`` (config), ``runs`` (with their design coordinates),
 ``run_stages`` and ``run_evals`` (which work each run consists of), ``stages``,
-``evaluations`` and ``metrics`` (value with its 95% interval). Every write is
+``evaluations`` and ``metrics`` (value with its 95% interval); and what the plan
+said when the study ran: ``sources`` (each ability's examples and mean tokens)
+and ``stage_data`` (each stage's examples per ability and estimated training
+tokens), so that a report or a recommendation never plans the study or reads its
+data again. Every write is
 one transaction, so a crash leaves the store as it was before or after a write;
 and since every artefact directory holds what produced it, the store can always
 be rebuilt from them alone (``sftmix results --rebuild``).
@@ -35,6 +39,11 @@ CREATE TABLE IF NOT EXISTS stages (
 CREATE TABLE IF NOT EXISTS evaluations (
     key TEXT PRIMARY KEY, stage TEXT, model TEXT NOT NULL, suite TEXT NOT NULL,
     ability TEXT NOT NULL, options TEXT NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    ability TEXT PRIMARY KEY, examples INTEGER NOT NULL, tokens_per_example REAL NOT NULL,
+    exact INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stage_data (
+    key TEXT PRIMARY KEY, examples TEXT NOT NULL, tokens REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS metrics (
     eval TEXT NOT NULL, suite TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
     ci_low REAL, ci_high REAL, n INTEGER, higher_is_better INTEGER, is_primary INTEGER NOT NULL,
@@ -75,20 +84,31 @@ class ResultsStore:
             for run in plan.runs:
                 c.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                           (run.name, run.design, run.model, run.seed, canonical_json(run.coords),
-                           f"s-{run.stages[-1]}" if run.stages else None))
+                           run.stages[-1] if run.stages else None))
                 c.execute("DELETE FROM run_stages WHERE run = ?", (run.name,))
                 for i, key in enumerate(run.stages):
-                    c.execute("INSERT INTO run_stages VALUES (?, ?, ?)", (run.name, i, f"s-{key}"))
+                    c.execute("INSERT INTO run_stages VALUES (?, ?, ?)", (run.name, i, key))
                 for key in run.evals:
-                    c.execute("INSERT OR IGNORE INTO run_evals VALUES (?, ?)", (run.name, f"e-{key}"))
+                    c.execute("INSERT OR IGNORE INTO run_evals VALUES (?, ?)", (run.name, key))
             for key, node in plan.stages.items():
                 c.execute("INSERT OR IGNORE INTO stages VALUES (?, ?, ?, ?, ?, 'pending', NULL)",
-                          (f"s-{key}", f"s-{node.parent}" if node.parent else None, node.model,
-                           node.label, canonical_json(node.training)))
+                          (key, node.parent, node.model, node.label, canonical_json(node.training)))
             for key, ev in plan.evals.items():
                 c.execute("INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                          (f"e-{key}", f"s-{ev.stage}" if ev.stage else None, ev.model, ev.suite,
-                           ev.ability, canonical_json(ev.options)))
+                          (key, ev.stage, ev.model, ev.suite, ev.ability, canonical_json(ev.options)))
+            if plan.cost is not None:
+                self._record_cost(c, plan)
+
+    @staticmethod
+    def _record_cost(c: sqlite3.Connection, plan: Any) -> None:
+        cost = plan.cost
+        c.execute("DELETE FROM sources")
+        for ability, stats in cost.sources.items():
+            c.execute("INSERT INTO sources VALUES (?, ?, ?, ?)",
+                      (ability, stats.examples, stats.tokens_per_example, int(cost.exact)))
+        for key, node in plan.stages.items():
+            c.execute("INSERT OR REPLACE INTO stage_data VALUES (?, ?, ?)",
+                      (key, canonical_json(cost.stage_examples(node.recipe)), cost.stage_tokens[key]))
 
     def record_stage(self, key: str, out: Path) -> None:
         info = _read_json(out / "COMPLETE.json")
@@ -115,15 +135,27 @@ class ResultsStore:
             c.execute(f"UPDATE {table} SET status = ? WHERE key = ?", (status, key))
 
     def record_job(self, job: Any, skip: set[str] | frozenset[str] = frozenset()) -> int:
-        """Record the complete artefacts of a stage or evaluation job; returns how many."""
-        if job.kind not in ("stage", "eval"):
+        """Record the complete artefacts of a stage or evaluation job; returns how many.
+
+        The store holds stages and evaluations; the artefacts of other kinds of job are
+        read from their folders.
+        """
+        record = {"stage": self.record_stage, "eval": self.record_eval}.get(job.kind)
+        if record is None:
             return 0
         added = 0
         for key, out in job.outputs.items():
             if key not in skip and is_complete(out):
-                (self.record_stage if job.kind == "stage" else self.record_eval)(key, out)
+                record(key, out)
                 added += 1
         return added
+
+    def record_failure(self, job: Any) -> None:
+        """A stage or evaluation job that failed: each of its incomplete artefacts is 'failed'."""
+        table = {"stage": "stages", "eval": "evaluations"}.get(job.kind)
+        for key, out in job.outputs.items():
+            if table is not None and not is_complete(out):
+                self.set_status(table, key, "failed")
 
     def sync(self, jobs: dict[str, Any]) -> int:
         """Record every complete artefact the store does not know yet; returns how many."""

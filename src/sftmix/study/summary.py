@@ -12,7 +12,7 @@ def plan_summary(plan: Plan, list_runs: bool = False, cost: Cost | None = None) 
     for run in plan.runs:
         by_design[run.design] = by_design.get(run.design, 0) + 1
     lines.append("  " + ", ".join(f"{d}: {n}" for d, n in by_design.items()))
-    strategies = plan.study.designs.strategies
+    strategies = plan.study.designs.get("strategies")
     if strategies is not None and strategies.implied():
         parts = ", ".join(strategies.implied())
         lines.append(f"  strategies: {parts} run by default (not written in the study; "

@@ -28,6 +28,7 @@ from pathlib import Path
 from sftmix.artifacts import write_json_atomic
 from sftmix.errors import SftmixError
 from sftmix.logging_setup import configure
+from sftmix.settings import freeze
 
 
 def running_file(job_file: Path) -> Path:
@@ -47,14 +48,14 @@ def run_job(job_file: Path) -> int:
     from sftmix.train.preemption import PREEMPTED_EXIT, Preempted
 
     try:
-        from sftmix.study import tasks
         from sftmix.study.jobs import read_job
+        from sftmix.study.kinds import KINDS
 
         job = read_job(job_file)
         key = job.key
         # Inside the study directory every path a job reads or records is relative to it.
         with contextlib.chdir(study_dir):
-            tasks.run(job.kind, job.spec, job.out.relative_to(study_dir), job.label)
+            KINDS[job.kind].run(job.spec, job.out.relative_to(study_dir), job.label)
     except Preempted as exc:  # checkpointed on the scheduler's warning; to be run again
         logging.getLogger(__name__).warning("job %s stopped: %s", key, exc)
         return PREEMPTED_EXIT
@@ -106,6 +107,7 @@ def serve(answer_fd: int) -> int:
 
 
 def main(argv: list[str]) -> int:
+    freeze()  # the environment the executor gave this worker, read once
     configure()
     if argv[:1] == ["--serve"]:
         return serve(int(argv[1]))

@@ -73,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop when the largest expected gain in weighted score is below this (default 0.005)")
     p.add_argument("--max-rounds", type=at_least(1), default=8)
     p.add_argument("--workers", type=at_least(1), help="jobs at a time (default: the study's 'workers')")
-    p.add_argument("--executor", default="local", help="where jobs run (default: local)")
+    p.add_argument("--executor", help="where jobs run: local or slurm (default: the study's "
+                   "'executor: name', else local); the optimiser waits for each round's jobs")
     p.set_defaults(func=_optimise)
 
 
@@ -85,7 +86,7 @@ def _fmt_pred(p: Prediction) -> str:
 
 def _suggest(args: argparse.Namespace) -> int:
     from sftmix.artifacts import write_json_atomic
-    from sftmix.report.tradeoff import parse_weights
+    from sftmix.results.weights import parse_weights
     from sftmix.suggest.model import fit_model
     from sftmix.suggest.observations import study_observations
     from sftmix.suggest.search import Space, suggest
@@ -100,7 +101,7 @@ def _suggest(args: argparse.Namespace) -> int:
     if len(obs) < 2:
         raise SftmixError(f"{args.study_dir}: {len(obs)} run(s) with a score for every ability; the response "
                           "model needs at least 2 (run more of the study, or use 'sftmix optimise')")
-    space = Space(abilities, fractions, ks)
+    space = Space(abilities, fractions, ks, res.general)
     model = fit_model(obs, abilities, args.replicates, args.seed)
     epochs = float(res.study.training.get("epochs", 3.0))
     sug = suggest(model, space, weights, sizes.examples, sizes.tokens_per_example, epochs, budget, args.n_next)
@@ -126,7 +127,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 
 def _optimise(args: argparse.Namespace) -> int:
-    from sftmix.report.tradeoff import parse_weights
+    from sftmix.results.weights import parse_weights
     from sftmix.study.executor import make_executor
     from sftmix.study.load import load_study
     from sftmix.suggest.optimise import Optimiser, Settings
@@ -140,11 +141,13 @@ def _optimise(args: argparse.Namespace) -> int:
         study.workers = args.workers
     abilities = list(study.abilities)
     weights = parse_weights(args.weights, abilities)
-    space = Space(abilities, fractions, ks)
+    space = Space(abilities, fractions, ks, study.general)
     settings = Settings(weights, budget, space, args.batch, args.threshold, args.max_rounds,
                         args.replicates, args.seed)
     out = args.out or Path("studies") / f"{study.name}-optimise"
-    opt = Optimiser(study, out, settings, make_executor(args.executor, study))
+    # Each round needs its scores before the next is chosen: the executor waits for its jobs.
+    executor = make_executor(args.executor or study.executor.name, study, wait=True)
+    opt = Optimiser(study, out, settings, executor)
     result = opt.run()
     for rec in result.rounds:
         for run, m in (rec.get("measured") or {}).items():

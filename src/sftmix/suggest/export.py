@@ -18,7 +18,7 @@ The data are written once, in the chat-messages format all three read
 (``{"messages": [{"role": ..., "content": ...}]}``), one file per ability with
 every record of its source; the amounts select from them. A DMT composition
 has two stages and each tool gets two configs (``stage1_specialist`` and
-``stage2_general``): none of them chains stages in one run, so train the second
+``stage2_general_replay``, after the strategy's steps): none of them chains stages in one run, so train the second
 from the first's output. The replayed specialist data in stage 2 are drawn
 from the whole source, which is stage 1's data when stage 1 used all of it.
 """
@@ -32,26 +32,21 @@ from typing import Any
 import yaml
 
 from sftmix.artifacts import write_text_atomic
-from sftmix.data.sampling import amount_count
 from sftmix.errors import SftmixError
-from sftmix.study.config import GENERAL, StudyConfig
-from sftmix.suggest.composition import MULTI_TASK, Composition
+from sftmix.study.config import StudyConfig
+from sftmix.suggest.composition import Composition
 
 TOOLS = ("llamafactory", "open-instruct", "axolotl")
 
 
 def stages(comp: Composition, sizes: dict[str, int]) -> list[tuple[str, dict[str, int]]]:
-    """(stage name, examples per ability) for each stage a tool trains."""
-    amounts = comp.amounts
-    if comp.strategy == MULTI_TASK:
-        return [("mix", {a: amount_count(sizes[a], f) for a, f in amounts.items() if f > 0})]
-    spec = {a: amount_count(sizes[a], f) for a, f in amounts.items() if a != GENERAL and f > 0}
-    second = {GENERAL: amount_count(sizes[GENERAL], amounts.get(GENERAL, 1.0))}
-    for a, c in spec.items():
-        replay = amount_count(c, comp.k or 0.0)
-        if replay:
-            second[a] = replay
-    return [("stage1_specialist", spec), ("stage2_general", second)]
+    """(stage name, examples per ability) for each stage a tool trains: ``mix`` for one stage,
+    ``stage<i>_<step>`` for each of several (the strategy's steps)."""
+    steps = comp.steps()
+    counts = [{a: c for a, c in recipe.counts(sizes).items() if c} for recipe in comp.recipes()]
+    if len(steps) == 1:
+        return [("mix", counts[0])]
+    return [(f"stage{i}_{step.name}", c) for i, (step, c) in enumerate(zip(steps, counts, strict=True), start=1)]
 
 
 def write_sources(study: StudyConfig, out: Path) -> dict[str, Path]:

@@ -1,11 +1,12 @@
 """A study directory's completed runs as observations for the response model.
 
-Each run's features come from the planner's recipes of its stages (so runs of
-any design -- scaling, mixed, ratio, strategies, free-form -- count), its
-scores from the results store: the headline metric of each of the ability's
-suites (their mean where an ability has several), pooled over seeds, with the
+Each run's features come from what the study recorded its stages trained on (so
+runs of any design -- scaling, mixed, ratio, strategies, free-form -- count),
+its scores from the results: the headline metric of each of the ability's suites
+(their mean where an ability has several), pooled over seeds, with the
 evaluation error taken from the 95% interval. Only runs with a score for every
-ability are used.
+ability are used. Nothing here plans the study or reads its data
+(:mod:`sftmix.results`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftmix.errors import SftmixError
-from sftmix.report.data import Z95, StudyResults, load_results, run_group
-from sftmix.study.config import StudyConfig
-from sftmix.study.plan import Plan, build_plan
-from sftmix.suggest.composition import features_of
+from sftmix.results.data import StudyResults, load_results
+from sftmix.results.pool import Z95
+from sftmix.suggest.composition import features_of_stages
 from sftmix.suggest.model import Observation
 
 log = logging.getLogger(__name__)
@@ -26,27 +26,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SourceSizes:
-    """Each ability's number of examples and mean tokens per example (from the data layer)."""
+    """Each ability's number of examples and mean tokens per example."""
 
     examples: dict[str, int]
     tokens_per_example: dict[str, float]
     exact: bool
 
 
-def source_sizes(study: StudyConfig, tokenizer: str | None = None) -> SourceSizes:
-    from sftmix.study.cost import source_stats
+def recorded_sizes(res: StudyResults) -> SourceSizes:
+    """The source sizes the study recorded when it ran."""
+    missing = [a for a in res.abilities if a not in res.sources]
+    if missing:
+        raise SftmixError(f"{res.study_dir}: the results store records no size for the source of "
+                          f"{', '.join(missing)} (a study directory of an earlier sftmix); run the study "
+                          "again with this version ('sftmix run'), which records them and reuses every "
+                          "complete artefact")
+    return SourceSizes({a: res.sources[a].examples for a in res.abilities},
+                       {a: res.sources[a].tokens_per_example for a in res.abilities},
+                       all(res.sources[a].exact for a in res.abilities))
 
-    tok = None
-    if tokenizer is not None:
-        from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(tokenizer)
-    stats = source_stats(Plan(study), tok)
-    return SourceSizes({a: n for a, (n, _) in stats.items()}, {a: m for a, (_, m) in stats.items()},
-                       tok is not None)
-
-
-def observations(res: StudyResults, plan: Plan, sizes: dict[str, int], model: str | None = None,
+def observations(res: StudyResults, model: str | None = None,
                  runs: set[str] | None = None) -> list[Observation]:
     """One observation per run (seeds pooled) of ``model`` (default: the study's first model).
 
@@ -56,10 +56,7 @@ def observations(res: StudyResults, plan: Plan, sizes: dict[str, int], model: st
     if model not in {m.name for m in res.study.models}:
         raise SftmixError(f"--model: {model!r} is not one of the study's models "
                           f"({', '.join(m.name for m in res.study.models)})")
-    chains = {}
-    for node in plan.runs:
-        if node.model == model:
-            chains.setdefault(run_group(node.name), [plan.stages[k].recipe for k in node.stages])
+    chains = res.chains(model)
     primary = res.primary
     primary = primary[primary["model"] == model]
     abilities = res.abilities
@@ -67,7 +64,7 @@ def observations(res: StudyResults, plan: Plan, sizes: dict[str, int], model: st
     for group, part in primary.groupby("run", sort=False):
         if runs is not None and group not in runs:
             continue
-        if group not in chains or not chains[group]:
+        if not chains.get(str(group)):
             continue  # a run of an earlier version of the study, or the base model
         scores, se = {}, {}
         for ability in abilities:
@@ -80,15 +77,12 @@ def observations(res: StudyResults, plan: Plan, sizes: dict[str, int], model: st
             scores[ability] = float(values.mean())
             se[ability] = (sum(x * x for x in halves) ** 0.5 / len(rows)) if halves else 0.0
         else:
-            out.append(Observation(str(group), features_of(chains[group], sizes), scores, se))
-    log.info("%d runs with every ability's score", len(out))
+            out.append(Observation(str(group), features_of_stages(chains[str(group)], abilities), scores, se))
+    log.debug("%d runs with every ability's score", len(out))
     return out
 
 
-def study_observations(study_dir: Path, model: str | None = None, runs: set[str] | None = None,
-                       tokenizer: str | None = None, sizes: SourceSizes | None = None
+def study_observations(study_dir: Path, model: str | None = None, runs: set[str] | None = None
                        ) -> tuple[StudyResults, SourceSizes, list[Observation]]:
     res = load_results(study_dir)
-    plan = build_plan(res.study, hash_files=False)
-    sizes = sizes or source_sizes(res.study, tokenizer)
-    return res, sizes, observations(res, plan, sizes.examples, model, runs)
+    return res, recorded_sizes(res), observations(res, model, runs)

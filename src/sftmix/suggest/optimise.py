@@ -17,8 +17,9 @@ the threshold and the recommendation is measured, when no candidate fits the
 remaining token budget, or after ``max_rounds``.
 
 Tokens spent are the training tokens of the distinct stages of all rounds
-(a stage shared by two runs -- DMT's stage 1 -- counts once), estimated like
-``sftmix plan`` does (four characters per token, or a tokenizer).
+(a stage shared by two runs -- DMT's stage 1 -- counts once), counted as
+``sftmix plan`` counts them (``sftmix.study.cost``: four characters per token,
+``max_steps`` respected).
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from typing import Any
 from sftmix.artifacts import write_json_atomic, write_text_atomic
 from sftmix.config import dump_yaml
 from sftmix.errors import SftmixError
-from sftmix.study.config import Designs, StudyConfig
+from sftmix.results.weights import weighted
+from sftmix.study.config import StudyConfig
+from sftmix.study.cost import SourceStats, plan_cost, source_stats
 from sftmix.study.executor import Executor
 from sftmix.study.plan import build_plan
-from sftmix.suggest.composition import Composition, recipe_counts
+from sftmix.suggest.composition import Composition
 from sftmix.suggest.model import Observation, fit_model
-from sftmix.suggest.observations import SourceSizes, source_sizes, study_observations
-from sftmix.suggest.search import Space, Suggestion, best_measured, suggest, weighted
+from sftmix.suggest.observations import SourceSizes, study_observations
+from sftmix.suggest.search import Space, Suggestion, best_measured, suggest
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +97,14 @@ def initial_design(space: Space) -> list[Composition]:
         comps.append(Composition.multi_task(
             {a: levels[(i + j) % len(levels)] for i, a in enumerate(space.abilities)}))
     ks = sorted(k for k in space.ks if k > 0)
-    if ks and "general" in space.abilities and len(space.abilities) > 1:
-        comps.append(Composition.dmt(dict.fromkeys(space.abilities, 1.0), ks[len(ks) // 2]))
+    if ks and space.general is not None and len(space.abilities) > 1:
+        comps.append(Composition.dmt(dict.fromkeys(space.abilities, 1.0), ks[len(ks) // 2], space.general))
     return comps
 
 
-def plan_tokens(study: StudyConfig, sizes: SourceSizes) -> float:
-    """Training tokens of the distinct stages of a study's plan."""
-    plan = build_plan(study, hash_files=False)
-    total = 0.0
-    for node in plan.stages.values():
-        epochs = float(node.training.get("epochs", 3.0))
-        for ability, c in recipe_counts(node.recipe, sizes.examples).items():
-            total += c * sizes.tokens_per_example[ability] * epochs
-    return total
+def plan_tokens(study: StudyConfig, stats: dict[str, SourceStats]) -> float:
+    """Training tokens of the distinct stages of a study's plan, as ``sftmix plan`` counts them."""
+    return plan_cost(build_plan(study, hash_files=False), stats=stats).plan_tokens
 
 
 def _round_study(base: StudyConfig, comps: list[Composition]) -> StudyConfig:
@@ -137,13 +134,15 @@ class Optimiser:
     def __init__(self, study: StudyConfig, study_dir: Path, settings: Settings,
                  executor: Executor | None = None, progress: bool = True) -> None:
         self.base = study.model_copy(deep=True)
-        self.base.designs = Designs()
+        self.base.designs = {}
         self.base.runs = []
         self.study_dir = study_dir
         self.settings = settings
         self.executor = executor
         self.progress = progress
-        self.sizes = source_sizes(self.base)
+        self.stats = source_stats(self.base)
+        self.sizes = SourceSizes({a: s.examples for a, s in self.stats.items()},
+                                 {a: s.tokens_per_example for a, s in self.stats.items()}, False)
         self.epochs = float(self.base.training.get("epochs", 3.0))
 
     # -- one round ---------------------------------------------------------------------
@@ -161,11 +160,11 @@ class Optimiser:
                               f"(see {self.study_dir / 'jobs'}/*.failed.json and the logs in "
                               f"{self.study_dir / 'logs'}); fix the cause and run the same command to resume")
         own = [Composition.from_json(r["composition"]) for r in record["runs"]]
-        _, _, obs = study_observations(self.study_dir, runs=_groups(self.base, own), sizes=self.sizes)
+        _, _, obs = study_observations(self.study_dir, runs=_groups(self.base, own))
         record["measured"] = {o.run: {"scores": o.scores, "se": o.se,
                                       "weighted": float(weighted(o.scores, self.settings.weights))}
                               for o in obs}
-        record["tokens_spent"] = plan_tokens(study, self.sizes)
+        record["tokens_spent"] = plan_tokens(study, self.stats)
         record["status"] = "done"
         write_json_atomic(folder(self.study_dir) / f"round-{n:03d}.json", record)
         return record
@@ -173,7 +172,7 @@ class Optimiser:
     def _observations(self, comps: list[Composition]) -> list[Observation]:
         if not comps:
             return []
-        _, _, obs = study_observations(self.study_dir, runs=_groups(self.base, comps), sizes=self.sizes)
+        _, _, obs = study_observations(self.study_dir, runs=_groups(self.base, comps))
         return obs
 
     def _affordable(self, wanted: list[Composition], done: list[Composition]) -> list[Composition]:
@@ -182,7 +181,7 @@ class Optimiser:
         for comp in wanted:
             if comp in chosen or comp in done:
                 continue
-            cost = plan_tokens(_round_study(self.base, [*done, *chosen, comp]), self.sizes)
+            cost = plan_tokens(_round_study(self.base, [*done, *chosen, comp]), self.stats)
             if cost <= self.settings.budget:
                 chosen.append(comp)
             if len(chosen) >= max(self.settings.batch, 1) and done:

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sftmix.suggest.composition import Composition, features_of, recipe_counts
+from sftmix.results.weights import weighted
+from sftmix.suggest.composition import Composition, features_of
 from sftmix.suggest.model import Observation, ResponseModel
 
 DEFAULT_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1.0)
@@ -30,34 +31,31 @@ DEFAULT_KS = (0.0, 1 / 32, 1 / 8, 1 / 4, 1 / 2, 1.0)
 
 @dataclass
 class Space:
+    """The candidates: multi-task mixtures over a grid of fractions per ability, and -- where the
+    study has a general ability besides others -- DMT over a grid of k with all the data."""
+
     abilities: list[str]
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     ks: tuple[float, ...] = DEFAULT_KS
+    general: str | None = None
 
     def candidates(self) -> list[Composition]:
-        out = [Composition.multi_task(dict(zip(self.abilities, f, strict=True)))
+        out = [Composition.multi_task(dict(zip(self.abilities, f, strict=True)), self.general)
                for f in itertools.product(self.fractions, repeat=len(self.abilities))]
-        if "general" in self.abilities and len(self.abilities) > 1:
-            out += [Composition.dmt(dict.fromkeys(self.abilities, 1.0), k) for k in self.ks]
+        if self.general is not None and len(self.abilities) > 1:
+            out += [Composition.dmt(dict.fromkeys(self.abilities, 1.0), k, self.general) for k in self.ks]
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"abilities": self.abilities, "fractions": list(self.fractions), "ks": list(self.ks)}
+        return {"abilities": self.abilities, "fractions": list(self.fractions), "ks": list(self.ks),
+                "general": self.general}
 
 
 def composition_tokens(comp: Composition, sizes: dict[str, int], tokens_per_example: dict[str, float],
                        epochs: float) -> float:
     """Training tokens of a composition trained from scratch (every stage once)."""
-    total = 0.0
-    for recipe in comp.recipes():
-        for ability, c in recipe_counts(recipe, sizes).items():
-            total += c * tokens_per_example[ability] * epochs
-    return total
-
-
-def weighted(scores: dict[str, Any], weights: dict[str, float]) -> Any:
-    total = sum(weights.values())
-    return sum(weights[a] * scores[a] for a in weights if weights[a]) / total
+    return sum(c * tokens_per_example[a] * epochs for recipe in comp.recipes()
+               for a, c in recipe.counts(sizes).items())
 
 
 @dataclass

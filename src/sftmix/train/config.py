@@ -1,4 +1,4 @@
-"""Typed training configuration: the model, one stage's settings, a schedule of stages.
+"""Typed training configuration: the base model and one stage's settings.
 
 Defaults are the reference study's settings and are written once, here:
 3 epochs, peak learning rate 2e-5, 3 % linear warm-up. What the study does not
@@ -20,9 +20,9 @@ import logging
 import math
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, create_model, model_validator
+from pydantic import Field, create_model, model_validator
 
-from sftmix.config import Amount, FieldError, StrictModel
+from sftmix.config import StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ class FileRef(StrictModel):
     path: str
     format: str | None = None
     on_error: Literal["raise", "skip"] = Field("raise", description="for raw files: skip bad records")
-    ability: str | None = Field(None, description="for raw files: the ability its records train "
-                                "(default: a strategy's source name, else the format's default)")
 
 
 FileSpec = str | FileRef
@@ -140,15 +138,23 @@ class TrainSettings(StrictModel, ByName):
     seed: int = 42
     precision: Precision = Field("auto", description="bf16: autocast, fp32 master weights; "
                                  "bf16_weights: weights and optimiser state in bf16, no autocast")
+    # The attention kernel and compilation change how a step is computed, not what it
+    # computes: they are left out of a stage's key (``identity``).
     attention: Attention = Field("auto", description="attention kernel; auto: flash-attention "
-                                 "varlen, else flex_attention on CUDA, else sdpa (logged)")
-    compile: bool = Field(False, description="torch.compile each decoder layer")
+                                 "varlen, else flex_attention on CUDA, else sdpa (logged)",
+                                 json_schema_extra={"compute_only": True})
+    compile: bool = Field(False, description="torch.compile each decoder layer",
+                          json_schema_extra={"compute_only": True})
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
     save_steps: int = Field(200, ge=1, description="optimiser steps between resumable checkpoints")
     save_total_limit: int = Field(2, ge=1)
     logging_steps: int = Field(1, ge=1)
     report_to: list[str] = Field(default_factory=list, description="e.g. ['tensorboard'] or ['wandb']")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine a stage's weights, as plain data: what its key hashes."""
+        return self.model_dump(mode="json", exclude=compute_only_fields(type(self)))
 
     def optimiser_steps(self, rows: int, world_size: int = 1) -> int:
         """Optimiser steps over ``rows`` training rows: ``epochs`` of them, capped by ``max_steps``.
@@ -169,6 +175,12 @@ class TrainSettings(StrictModel, ByName):
                 f"global_batch_size {self.global_batch_size} is not a multiple of "
                 f"per_device_batch_size {self.per_device_batch_size} x {world_size} process(es)")
         return self.global_batch_size // per_step
+
+
+def compute_only_fields(model: type[StrictModel]) -> set[str]:
+    """Fields marked ``compute_only``: how a step is computed, not what it computes."""
+    return {name for name, info in model.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("compute_only")}
 
 
 def _overrides_of(model: type[StrictModel]) -> type[StrictModel]:
@@ -197,131 +209,3 @@ def resolve_settings(*layers: StrictModel | dict[str, Any], **fixed: Any) -> Tra
         merged.update(layer.model_dump(exclude_unset=True, exclude_none=True)
                       if isinstance(layer, StrictModel) else layer)
     return TrainSettings.model_validate({**merged, **fixed})
-
-
-class DataPart(StrictModel):
-    """Part of a stage's data: one or more files, each taken at ``fraction`` (a number or a
-    quoted fraction such as ``"1/64"``; > 1 upsamples, 0 takes nothing). The draw is nested
-    and seeded by the training seed, as in a study."""
-
-    path: FileSpec | list[FileSpec] | None = None
-    ability: str | None = Field(None, description="one of the schedule's abilities: its data, "
-                                "as a study's stage names it")
-    fraction: Amount = 1.0
-    seed: int = Field(0, description="no longer used (parts are drawn with the training seed); "
-                                     "read for older files")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> DataPart:
-        if (self.path is None) == (self.ability is None):
-            raise ValueError("give exactly one of 'path' (data file(s)) or 'ability' (one of the "
-                             "schedule's abilities)")
-        return self
-
-    @property
-    def files(self) -> list[FileRef]:
-        if self.path is None:
-            return []
-        items = self.path if isinstance(self.path, list) else [self.path]
-        return [FileRef(path=f) if isinstance(f, str) else f for f in items]
-
-
-class StageConfig(StrictModel):
-    """One stage: its data and the settings that differ from the schedule's ``training``."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    data: list[DataPart] = Field(min_length=1)
-    training: dict[str, Any] = Field(default_factory=dict)
-
-
-class AbilityData(StrictModel):
-    """An ability's training data, as a study file writes it: ``data`` is one file (a mixture
-    folder, a JSONL file of examples, or a raw file with its ``format``) or a list of them."""
-
-    data: FileSpec | list[FileSpec]
-
-
-class StrategyConfig(StrictModel):
-    """A built-in strategy (``sftmix.train.strategies.STRATEGIES``) and its options, written as
-    in a study's ``strategies`` design: ``multi_task``, ``{sequential: {order: [...]}}``,
-    ``mixed_sequential`` or ``{dmt: {k: 1/16}}``."""
-
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
-    # Where the options were written in the file (for error messages); not a field a file can set.
-    _where: tuple[str, ...] = PrivateAttr(default=("strategy",))
-
-    @property
-    def where(self) -> tuple[str, ...]:
-        return self._where
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _spelling(cls, data: Any, handler: Any) -> StrategyConfig:
-        where: tuple[str, ...] = ("strategy",)
-        if isinstance(data, str):
-            data = {"name": data}
-        elif isinstance(data, dict) and "name" in data:
-            log.warning("strategy: '{name: %s, options: ...}' is the old spelling of '{%s: {...}}' "
-                        "(as a study's strategies design writes it); it is read as such",
-                        data["name"], data["name"])
-            where = ("strategy", "options")
-        elif isinstance(data, dict) and len(data) == 1:
-            ((name, options),) = data.items()
-            if options is None or options is True:
-                options = {}
-            data, where = {"name": name, "options": options}, ("strategy", name)
-        elif isinstance(data, dict):
-            raise ValueError(f"name one strategy, e.g. 'multi_task' or '{{dmt: {{k: 1/16}}}}'; "
-                             f"found {sorted(data)}")
-        config = handler(data)
-        config._where = where
-        return config
-
-
-class ScheduleConfig(StrictModel):
-    """What ``sftmix train`` runs: a base model, shared settings, and either a built-in
-    strategy over the data of each of its ``abilities`` or an explicit list of ``stages``."""
-
-    model: ModelSource
-    training: dict[str, Any] = Field(default_factory=dict)
-    abilities: dict[str, AbilityData] = Field(default_factory=dict)
-    strategy: StrategyConfig | None = None
-    stages: list[StageConfig] = Field(default_factory=list)
-    output_dir: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_sources(cls, data: Any) -> Any:
-        # Earlier schedule files named each ability's data under 'sources'.
-        if isinstance(data, dict) and "sources" in data and "abilities" not in data:
-            log.warning("'sources: {NAME: FILE}' is the old spelling of 'abilities: {NAME: {data: FILE}}' "
-                        "(as a study file writes it); it is read as such")
-            sources = data["sources"]
-            if isinstance(sources, dict):
-                sources = {name: {"data": value} for name, value in sources.items()}
-            data = {**{k: v for k, v in data.items() if k != "sources"}, "abilities": sources}
-        return data
-
-    @property
-    def sources(self) -> dict[str, FileSpec | list[FileSpec]]:
-        """Each ability's data file(s)."""
-        return {name: ability.data for name, ability in self.abilities.items()}
-
-    @model_validator(mode="after")
-    def _strategy_or_stages(self) -> ScheduleConfig:
-        if (self.strategy is None) == (not self.stages):
-            raise ValueError("give exactly one of 'strategy' (a built-in schedule over 'abilities') "
-                             "or 'stages' (an explicit list)")
-        if self.strategy is not None and not self.abilities:
-            raise ValueError("a 'strategy' needs 'abilities': ability name -> {data: file(s)}")
-        names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stage names must be unique, found {names}")
-        for s, stage in enumerate(self.stages):
-            for d, part in enumerate(stage.data):
-                if part.ability is not None and part.ability not in self.abilities:
-                    raise FieldError(("stages", s, "data", d, "ability"), part.ability,
-                                     f"one of the abilities under 'abilities' ({sorted(self.abilities)}); "
-                                     f"stage '{stage.name}' takes ability '{part.ability}', which it does not name")
-        return self

@@ -14,7 +14,6 @@ each receives the signal at its own moment.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from typing import Any
 
@@ -29,7 +28,9 @@ class Preempted(Exception):
 
 
 def checkpoint_signal() -> signal.Signals | None:
-    name = os.environ.get(SIGNAL_ENV, "").strip().upper()
+    from sftmix.settings import current
+
+    name = current().checkpoint_signal
     if not name:
         return None
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -32,7 +31,8 @@ from typing import Any
 from sftmix.artifacts import building, is_complete, read_marker
 from sftmix.data.records import Example
 from sftmix.errors import ConfigError, DataError, SftmixError, decode_line, json_problem
-from sftmix.hashing import config_hash
+from sftmix.keys import artefact_key
+from sftmix.settings import current
 from sftmix.templates import get_template
 from sftmix.train.config import TrainSettings
 
@@ -114,28 +114,23 @@ def last_checkpoint(checkpoints: Path) -> Path | None:
 
 # ---- the stage ------------------------------------------------------------------------------
 
-def stage_key(parent: Path, examples: Sequence[Example], settings: TrainSettings) -> str:
-    """What determines a stage's weights: parent, ordered example ids, settings."""
-    parent_id = read_marker(parent).get("key", str(parent)) if is_complete(parent) else str(parent)
-    # The attention kernel and compilation change how a step is computed, not what it
-    # computes: stages trained before these settings existed keep their keys.
-    return config_hash({"parent": parent_id, "data": ids_hash(examples),
-                        "settings": settings.model_dump(mode="json",
-                                                        exclude={"attention", "compile"})})
-
-
 def run_stage(parent: str | Path, examples: Sequence[Example], settings: TrainSettings,
-              out: str | Path, *, data_manifest: dict[str, Any] | None = None,
+              out: str | Path, *, key: str | None = None, data_manifest: dict[str, Any] | None = None,
               callbacks: Sequence[Any] = (), name: str = "stage", overwrite: bool = False) -> Path:
     """Train one stage and publish it at ``out``; returns ``out``.
 
-    Resumes from ``<out>.work`` when an earlier run was interrupted; returns at once if
-    ``out`` is complete. Under ``accelerate launch`` every process calls this; the main
-    process writes the output. A complete ``out`` trained from other inputs is an
-    error, or is replaced with ``overwrite``.
+    ``key`` names what the stage is trained from: a study passes its stage job's key;
+    without one, the key is made from the parent, the ordered example ids and the
+    settings. Resumes from ``<out>.work`` when an earlier run was interrupted; returns
+    at once if ``out`` is complete. Under ``accelerate launch`` every process calls
+    this; the main process writes the output. A complete ``out`` trained from other
+    inputs is an error, or is replaced with ``overwrite``.
     """
     parent, out = Path(parent), Path(out)
-    key = stage_key(parent, examples, settings)
+    if key is None:
+        parent_id = read_marker(parent).get("key", str(parent)) if is_complete(parent) else str(parent)
+        key = artefact_key({"parent": parent_id, "data": ids_hash(examples),
+                            "settings": settings.identity()})
     if is_complete(out):
         found = read_marker(out).get("key")
         if found == key:
@@ -259,7 +254,7 @@ def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSett
         logging_steps=settings.logging_steps,
         report_to=settings.report_to or "none",
         remove_unused_columns=False,
-        disable_tqdm=os.environ.get("SFTMIX_PROGRESS", "1") != "1",
+        disable_tqdm=not current().progress,
         dataloader_drop_last=False,
         ddp_backend="gloo" if not _has_accelerator() and world_size > 1 else None,
     )

@@ -1,21 +1,24 @@
 """The training strategies, written once: each is a list of steps over ability names.
 
-A strategy turns the abilities it is given (and its options) into steps; each
-step is one full SFT stage that starts from the previous one's weights. A step
-takes whole abilities at a fraction, and may replay a nested fraction ``k`` of
-the previous step's data. ``sftmix train`` (:mod:`sftmix.train.schedule`) turns
-steps into stages over data files; a study (:mod:`sftmix.study.plan`) into
-recipes of its abilities' sources. The reference study's four:
+A strategy turns the abilities it is given -- which one of them is the *general*
+ability is the study's to say -- and its options into steps; each step is one
+full SFT stage that starts from the previous one's weights. A step takes whole
+abilities at a fraction, and may replay a nested fraction ``k`` of the previous
+step's data. The same steps become a study's runs (its ``strategies`` design),
+``sftmix train``'s stages, and ``sftmix suggest``'s candidates. The reference
+study's four:
 
 * ``multi_task`` -- one stage on the union of all abilities;
-* ``sequential`` -- one stage per ability in ``order`` (default code, maths, general);
-* ``mixed_sequential`` -- the specialist abilities (all but ``general``) together,
-  then the general one;
+* ``sequential`` -- one stage per ability in ``order`` (default: the abilities as
+  given, the general one last);
+* ``mixed_sequential`` -- the specialist abilities (all but the general one)
+  together, then the general one;
 * ``dmt`` -- dual-stage mixed fine-tuning: stage 1 as mixed sequential, stage 2 the
   general ability plus a nested, seeded fraction ``k`` of stage 1's data
   (k = 0 gives exactly mixed sequential's stage 2).
 
-A new strategy is a function and one ``STRATEGIES.add`` line here.
+A new strategy is a function and one ``STRATEGIES.add`` line, here or in any module
+imported before the study is read; studies, schedules and suggestions all see it.
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ from pydantic import BeforeValidator, Field
 from sftmix.config import StrictModel, parse_amount
 from sftmix.errors import ConfigError
 from sftmix.registry import Registry
-
-GENERAL = "general"
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,18 @@ class Step:
 
 @dataclass(frozen=True)
 class Strategy:
+    """``steps(abilities, general, options)``: the stages of a run; ``general`` is the study's
+    general ability, or None where it has none.
+
+    ``on_by_default``: a study's ``strategies`` design runs it unless it says ``false``.
+    ``coords``: the options that tell two runs of the strategy apart (DMT's ``k``); they
+    name the run and become its design coordinates.
+    """
+
     options: type[StrictModel]
-    steps: Callable[[Sequence[str], Any], list[Step]]
+    steps: Callable[[Sequence[str], str | None, Any], list[Step]]
+    on_by_default: bool = False
+    coords: tuple[str, ...] = ()
 
 
 STRATEGIES: Registry[Strategy] = Registry("training strategy")
@@ -66,17 +77,12 @@ class NoOptions(StrictModel):
 
 
 class SequentialOptions(StrictModel):
-    order: list[str] = Field(default_factory=lambda: ["code", "maths", "general"], min_length=1)
-
-
-class MixedSequentialOptions(StrictModel):
-    general: str = GENERAL
+    order: list[str] | None = Field(None, min_length=1, description="default: the abilities as "
+                                    "given, the general one last")
 
 
 class DmtOptions(StrictModel):
     k: Annotated[float, BeforeValidator(parse_amount), Field(ge=0, le=1)]
-    general: str = GENERAL
-    seed: int = 0
 
 
 def need(abilities: Sequence[str], names: Sequence[str], strategy: str) -> None:
@@ -86,7 +92,10 @@ def need(abilities: Sequence[str], names: Sequence[str], strategy: str) -> None:
                           f"{sorted(abilities)}")
 
 
-def specialists(abilities: Sequence[str], general: str, strategy: str) -> tuple[str, ...]:
+def specialists(abilities: Sequence[str], general: str | None, strategy: str) -> tuple[str, ...]:
+    if general is None:
+        raise ConfigError(f"strategy '{strategy}' needs a general ability (the study's 'general', "
+                          f"by default the ability named 'general'); the config has {sorted(abilities)}")
     need(abilities, [general], strategy)
     names = tuple(n for n in abilities if n != general)
     if not names:
@@ -95,29 +104,32 @@ def specialists(abilities: Sequence[str], general: str, strategy: str) -> tuple[
     return names
 
 
-def multi_task(abilities: Sequence[str], options: NoOptions) -> list[Step]:
+def multi_task(abilities: Sequence[str], general: str | None, options: NoOptions) -> list[Step]:
     return [Step("multi_task", tuple(Take((a,)) for a in abilities))]
 
 
-def sequential(abilities: Sequence[str], options: SequentialOptions) -> list[Step]:
-    need(abilities, options.order, "sequential")
-    return [Step(a, (Take((a,)),)) for a in options.order]
+def sequential(abilities: Sequence[str], general: str | None, options: SequentialOptions) -> list[Step]:
+    order = options.order or [a for a in abilities if a != general] + ([general] if general else [])
+    need(abilities, order, "sequential")
+    return [Step(a, (Take((a,)),)) for a in order]
 
 
-def mixed_sequential(abilities: Sequence[str], options: MixedSequentialOptions) -> list[Step]:
-    spec = specialists(abilities, options.general, "mixed_sequential")
-    return [Step("specialist", (Take(spec),)), Step(options.general, (Take((options.general,)),))]
+def mixed_sequential(abilities: Sequence[str], general: str | None, options: NoOptions) -> list[Step]:
+    spec = specialists(abilities, general, "mixed_sequential")
+    assert general is not None
+    return [Step("specialist", (Take(spec),)), Step(general, (Take((general,)),))]
 
 
-def dmt(abilities: Sequence[str], options: DmtOptions) -> list[Step]:
-    spec = specialists(abilities, options.general, "dmt")
+def dmt(abilities: Sequence[str], general: str | None, options: DmtOptions) -> list[Step]:
+    spec = specialists(abilities, general, "dmt")
+    assert general is not None
     # Stage 1 is the same stage as mixed sequential's; stage 2 replays a nested
     # fraction k of it, so a larger k contains a smaller one.
     return [Step("specialist", (Take(spec),)),
-            Step(f"{options.general}_replay", (Take((options.general,)),), replay=options.k)]
+            Step(f"{general}_replay", (Take((general,)),), replay=options.k)]
 
 
-STRATEGIES.add("multi_task", Strategy(NoOptions, multi_task))
-STRATEGIES.add("sequential", Strategy(SequentialOptions, sequential))
-STRATEGIES.add("mixed_sequential", Strategy(MixedSequentialOptions, mixed_sequential))
-STRATEGIES.add("dmt", Strategy(DmtOptions, dmt))
+STRATEGIES.add("multi_task", Strategy(NoOptions, multi_task, on_by_default=True))
+STRATEGIES.add("sequential", Strategy(SequentialOptions, sequential, on_by_default=True))
+STRATEGIES.add("mixed_sequential", Strategy(NoOptions, mixed_sequential, on_by_default=True))
+STRATEGIES.add("dmt", Strategy(DmtOptions, dmt, coords=("k",)))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import os
 import random
 import sqlite3
 import threading
@@ -78,17 +77,12 @@ class JudgeConfig:
         if unknown:
             raise ConfigError(f"unknown judge option(s) {', '.join(map(repr, unknown))}; "
                               f"accepted: {', '.join(sorted(known))}")
-        values: dict[str, Any] = {}
-        if os.environ.get(ENV_BASE_URL):
-            values["base_url"] = os.environ[ENV_BASE_URL]
-        if os.environ.get(ENV_MODEL):
-            values["model"] = os.environ[ENV_MODEL]
-        if os.environ.get(ENV_CACHE):
-            values["cache_path"] = Path(os.environ[ENV_CACHE])
-        for name in ENV_API_KEYS:
-            if os.environ.get(name):
-                values["api_key"] = os.environ[name]
-                break
+        from sftmix.settings import current
+
+        env = current()
+        found = {"base_url": env.judge_base_url, "model": env.judge_model, "cache_path": env.judge_cache,
+                 "api_key": env.judge_api_key}
+        values: dict[str, Any] = {k: v for k, v in found.items() if v is not None}
         values.update({k: v for k, v in overrides.items() if v is not None or k == "cache_path"})
         if values.get("cache_path") is not None:
             values["cache_path"] = Path(values["cache_path"]).expanduser()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import SftmixError
-from sftmix.report.data import Z95, load_results, metric_range, run_group
+from sftmix.results.data import load_results
+from sftmix.results.pool import Z95, metric_range, run_group
 from tests.report.conftest import make_study, study_dict
 
 

@@ -1,9 +1,9 @@
-"""A study directory's results as tidy frames, with seeds pooled into one interval.
+"""Seeds pooled into one interval, and the range each metric lives in.
 
 The results store holds one row per (run, metric). A run's name ends in
-``/<model>/s<seed>``; the report speaks of the run without its seed and pools
-the seeds: the value is the mean over seeds, and the 95% interval comes from
-the larger of two standard errors -- the spread between seeds (``sd / sqrt(S)``)
+``/<model>/s<seed>``; results speak of the run without its seed and pool the
+seeds: the value is the mean over seeds, and the 95% interval comes from the
+larger of two standard errors -- the spread between seeds (``sd / sqrt(S)``)
 and the evaluation's own sampling error (the per-seed intervals' half-widths
 / 1.96, combined as the error of a mean). With one seed the run's own interval
 is kept as it is. Design coordinates become ``c_<name>`` columns (``c_fraction``,
@@ -13,70 +13,16 @@ evaluated ``ability``.
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import re
-import sqlite3
-from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sftmix.config import load_config
-from sftmix.errors import SftmixError
-from sftmix.study.config import GENERAL, StudyConfig
-from sftmix.study.store import STORE_NAME, ResultsStore
-
-log = logging.getLogger(__name__)
-
 Z95 = 1.959963984540054
 _SEED = re.compile(r"/s-?\d+$")
 KEY_COLUMNS = ["run", "design", "model", "ability", "suite", "metric"]
-
-
-@dataclass
-class StudyResults:
-    """Everything the report reads from a study directory."""
-
-    study_dir: Path
-    study: StudyConfig
-    rows: pd.DataFrame  # the store's rows, one per (run with seed, metric)
-    metrics: pd.DataFrame  # pooled over seeds: one row per (run, metric)
-    stages: pd.DataFrame = field(default_factory=pd.DataFrame)  # key, label, status, info (dict)
-    run_stages: dict[str, list[str]] = field(default_factory=dict)  # seeded run name -> stage keys
-
-    @property
-    def abilities(self) -> list[str]:
-        return list(self.study.abilities)
-
-    @property
-    def specialist(self) -> list[str]:
-        return [a for a in self.abilities if a != GENERAL]
-
-    @property
-    def primary(self) -> pd.DataFrame:
-        """The headline metric of every suite, pooled over seeds."""
-        # .loc with an explicit bool mask: an empty object column would select columns instead.
-        return self.metrics.loc[self.metrics["primary"].astype(bool)].reset_index(drop=True)
-
-    def design(self, name: str) -> pd.DataFrame:
-        """Primary metrics of one design's runs (empty if the study has none)."""
-        p = self.primary
-        return p[p["design"] == name].reset_index(drop=True)
-
-    def measures(self) -> list[tuple[str, str, str]]:
-        """(ability, suite, metric) of every headline metric, in the study's ability order."""
-        p = self.primary
-        out: list[tuple[str, str, str]] = []
-        for ability in self.abilities:
-            for cfg_suite in self.study.abilities[ability].evals:
-                hit = p[(p["ability"] == ability) & (p["suite"] == cfg_suite)]
-                if not hit.empty:
-                    out.append((ability, cfg_suite, str(hit["metric"].iloc[0])))
-        return out
 
 
 def run_group(name: str) -> str:
@@ -172,39 +118,3 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
         row["evals"] = tuple(sorted(set(part["eval"])))
         out.append(row)
     return pd.DataFrame(out, columns=cols)
-
-
-def _stages(conn: sqlite3.Connection) -> pd.DataFrame:
-    rows = conn.execute("SELECT key, parent, model, label, status, info FROM stages").fetchall()
-    frame = pd.DataFrame(rows, columns=["key", "parent", "model", "label", "status", "info"])
-    frame["info"] = [json.loads(x) if x else {} for x in frame["info"]]
-    return frame
-
-
-def _run_stages(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for run, stage in conn.execute("SELECT run, stage FROM run_stages ORDER BY run, position"):
-        out.setdefault(run, []).append(stage)
-    return out
-
-
-def load_results(study_dir: str | Path) -> StudyResults:
-    """Read ``study.yaml`` and ``results.sqlite`` of a study directory."""
-    study_dir = Path(study_dir)
-    if not (study_dir / "study.yaml").is_file():
-        raise SftmixError(f"{study_dir}: not a study directory (expected the study.yaml that "
-                          "'sftmix run' writes)")
-    if not (study_dir / STORE_NAME).is_file():
-        raise SftmixError(f"{study_dir}: no results store ({STORE_NAME}); run the study first, or "
-                          f"rebuild the store with 'sftmix results {study_dir} --rebuild'")
-    study = load_config(study_dir / "study.yaml", StudyConfig)
-    store = ResultsStore(study_dir / STORE_NAME)
-    try:
-        rows = store.results()
-        stages = _stages(store.conn)
-        run_stages = _run_stages(store.conn)
-    finally:
-        store.close()
-    frame = tidy(rows)
-    log.info("read %d metric rows of %d runs from %s", len(frame), frame["run"].nunique(), study_dir)
-    return StudyResults(study_dir, study, frame, pool_seeds(frame), stages, run_stages)

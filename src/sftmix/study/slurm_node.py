@@ -1,6 +1,6 @@
 """What runs inside a SLURM allocation: one study job, supervised.
 
-submitit starts :class:`SlurmTask` on the node. It runs the same command as the
+submitit starts a :class:`NodeCommand` on the node. It runs the same command as the
 local executor, ``python -m sftmix.study.worker JOB.json``, as a child process
 whose output goes to the study's ``logs/<key>.log`` -- or, for a stage that asks
 for several processes, that command under ``accelerate launch`` (DDP, or the
@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sftmix.study.executor import THREAD_VARIABLES
+from sftmix.study.pool import THREAD_VARIABLES
 from sftmix.train.preemption import PREEMPTED_EXIT, SIGNAL_ENV
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _ignore_warning() -> None:
 
 
 @dataclass
-class SlurmTask:
+class NodeCommand:
     key: str
     job_file: str
     log_file: str

@@ -1,4 +1,5 @@
-"""What each kind of job does, in the worker process: thin glue over data, train and eval.
+"""The job functions: what each kind of job does, in the worker, as thin glue over data, train
+and eval (the table of kinds, ``sftmix.study.kinds``, names each one).
 
 * ``model``   -- make the base model a Hugging Face folder (GGUF import, or a small
   Llama with a BPE tokenizer trained on the study's training texts);
@@ -11,21 +12,14 @@ Each publishes its artefact directory atomically; none publishes anything on fai
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sftmix.study.specs import KINDS, BaseModelSpec, EvalSpec, MixtureSpec, StageSpec
+from sftmix.study.specs import BaseModelSpec, EvalSpec, MixtureSpec, StageSpec
 
 log = logging.getLogger(__name__)
-
-
-def run(kind: str, spec: Any, out: Path, label: str = "") -> None:
-    """Run one job; paths in ``spec`` are relative to the current directory (the study's)."""
-    task = getattr(importlib.import_module(__name__), KINDS[kind].task)
-    task(spec, out, label)
 
 
 def make_model(spec: BaseModelSpec, out: Path, label: str = "") -> None:
@@ -73,7 +67,7 @@ def train_stage(spec: StageSpec, out: Path, label: str = "") -> None:
     mixture = Path(spec.mixture)
     examples = read_mixture(mixture)
     manifest = json.loads((mixture / "manifest.json").read_text())
-    run_stage(spec.parent, examples, spec.training, out, data_manifest=manifest,
+    run_stage(spec.parent, examples, spec.training, out, key=out.name, data_manifest=manifest,
               name=label or out.name, callbacks=[_failpoint_callback()])
 
 
