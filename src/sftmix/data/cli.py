@@ -7,6 +7,8 @@
   after the report (``--report-only``: exit 0), so it can guard a pipeline.
 * ``sftmix data mix CONFIG.yaml -o DIR`` builds the mixture a YAML file
   describes and writes ``DIR/data.jsonl`` and ``DIR/manifest.json``.
+* ``sftmix data get [NAME...] [-o DIR] [--from PATH]`` brings the reference
+  study's public datasets into ``data/paper`` (see ``sftmix.data.get``).
 
 Malformed input ends with status 2 and a one-paragraph message (file, line,
 field), never a traceback.
@@ -61,6 +63,25 @@ def register(subparsers: Any) -> None:
     mix.add_argument("config", type=Path, help="mixture YAML (see docs/data.md)")
     mix.add_argument("-o", "--output", type=Path, required=True, help="folder to write the mixture into")
     mix.set_defaults(func=run_mix)
+
+    get = sub.add_parser(
+        "get", help="bring the reference study's public datasets into data/paper, with a manifest",
+        description="Load the reference study's public datasets with datasets.load_dataset (from "
+                    "the Hugging Face hub, or with --from from a local copy), write them in the "
+                    "formats sftmix reads, laid out like shared/data, with manifest.json (source, "
+                    "revision, rows, sha256 of each file, date). The evaluation sets bundled with "
+                    "sftmix are copied without network. --list shows the names.")
+    get.add_argument("names", nargs="*", metavar="NAME",
+                     help="datasets to get (default: all of the reference study's: "
+                          "gsm8k code_alpaca sharegpt humaneval mtbench)")
+    get.add_argument("-o", "--output", type=Path, default=Path("data/paper"),
+                     help="folder to write into (default: data/paper)")
+    get.add_argument("--from", dest="source", type=Path, metavar="PATH",
+                     help="a local copy of one dataset: a folder or file datasets.load_dataset "
+                          "reads (hub snapshot, JSON/JSONL/Parquet/CSV files, a save_to_disk folder)")
+    get.add_argument("--revision", help="hub commit, branch or tag to read (default: the newest)")
+    get.add_argument("--list", action="store_true", help="list the datasets and exit")
+    get.set_defaults(func=run_get)
 
 
 def guess_format(location: str, split: str) -> str:
@@ -178,3 +199,27 @@ def source_lines(sources: dict[str, dict[str, Any]]) -> list[str]:
         lines.append(f"  source {name}: " + ", ".join(parts))
     return lines
 
+
+
+def run_get(args: argparse.Namespace) -> int:
+    from sftmix.artifacts import check_output_dir
+    from sftmix.data.get import DATASETS, MANIFEST, PAPER, get
+
+    if args.list:
+        for name in DATASETS.names():
+            spec = DATASETS.get(name)
+            where = f"hub {spec.hub}" if spec.hub else "bundled with sftmix"
+            print(f"{name:12} {spec.what} ({where})")
+        return 0
+    names = list(dict.fromkeys(args.names)) or list(PAPER)
+    for name in names:
+        DATASETS.get(name)  # a wrong name fails before anything is fetched
+    for flag, value in (("--from", args.source), ("--revision", args.revision)):
+        if value is not None and len(names) != 1:
+            raise DataError(f"{flag} {value}: names the copy of one dataset, but {len(names)} "
+                            f"were asked for ({' '.join(names)}); give one NAME with {flag}")
+    check_output_dir(args.output, "-o/--output")
+    for name in names:
+        get(name, args.output, source=args.source, revision=args.revision)
+    print(f"manifest: {args.output / MANIFEST}")
+    return 0
