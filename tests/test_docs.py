@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import paper_data_env
 from tests.eval.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,13 +304,16 @@ def env(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator
             code = main(argv)
         return code, out.getvalue()
 
+    # The paper configs read the shared data (a reader's own copy is in data/paper).
+    paper = paper_data_env(shared_data)
     saved = {k: os.environ.get(k) for k in ("SFTMIX_JUDGE_BASE_URL", "SFTMIX_JUDGE_API_KEY",
-                                            "SFTMIX_JUDGE_CACHE", "SFTMIX_PROGRESS", "OMP_NUM_THREADS")}
+                                            "SFTMIX_JUDGE_CACHE", "SFTMIX_PROGRESS", "OMP_NUM_THREADS",
+                                            *paper)}
     before = Path.cwd()
     with FakeOpenAI(lambda req: "Rating: [[5]]") as judge:
         os.environ.update({"SFTMIX_JUDGE_BASE_URL": judge.url, "SFTMIX_JUDGE_API_KEY": "docs",
                            "SFTMIX_JUDGE_CACHE": str(base / "judge.sqlite"),
-                           "SFTMIX_PROGRESS": "0", "OMP_NUM_THREADS": "1"})
+                           "SFTMIX_PROGRESS": "0", "OMP_NUM_THREADS": "1", **paper})
         os.chdir(cwd)
         try:
             yield Env(cwd, run)

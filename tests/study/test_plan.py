@@ -10,6 +10,7 @@ from sftmix.study.load import load_study
 from sftmix.study.plan import Part, Recipe, build_plan
 
 PAPER = Path(__file__).resolve().parents[2] / "configs" / "paper"
+pytestmark = pytest.mark.usefixtures("paper_data")  # the presets read ../shared/data
 
 
 @pytest.mark.parametrize(
