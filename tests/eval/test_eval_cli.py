@@ -129,3 +129,97 @@ def test_failed_judge_exits_1_and_a_rerun_completes(
     assert "gsm8k: reused the complete evaluation" in done.out
     assert "score*" in done.out and "4.00" in done.out
     assert len(srv.requests) == 4
+
+
+def _no_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SFTMIX_JUDGE_BASE_URL", "SFTMIX_JUDGE_API_KEY", "OPENAI_API_KEY", "SFTMIX_JUDGE_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_default_suites_without_a_judge_run_the_others_and_say_so(
+        tmp_path: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tiny_model_dir(shared_data, tmp_path_factory)
+    _no_judge(monkeypatch)
+    out = tmp_path / "out"
+    with one_torch_thread():
+        code = main(["eval", str(model), "--limit", "1", "--max-new-tokens", "2",
+                     "--data-dir", str(shared_data), "-o", str(out)])
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert printed[0] == ("mtbench: not run: it needs an LLM judge; set SFTMIX_JUDGE_BASE_URL (any "
+                          "OpenAI-compatible server) and SFTMIX_JUDGE_API_KEY (or OPENAI_API_KEY "
+                          "for OpenAI's), or give --suite without mtbench")
+    assert printed[-1] == "mtbench: not run (no judge configured)"
+    table = {line.split()[0] for line in printed if line.split()[0] in ("gsm8k", "humaneval", "ifeval",
+                                                                       "mtbench")}
+    assert table == {"gsm8k", "humaneval", "ifeval"}
+    assert set(json.loads((out / "summary.json").read_text())) == {"gsm8k", "humaneval", "ifeval"}
+
+
+def test_mtbench_named_without_a_judge_stops_before_any_work(
+        tmp_path: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tiny_model_dir(shared_data, tmp_path_factory)
+    _no_judge(monkeypatch)
+    out = tmp_path / "out"
+    assert main(["eval", str(model), "--suite", "gsm8k,mtbench", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "mtbench: the judge is https://api.openai.com/v1 but no API key is set" in err
+    assert not out.exists()
+
+
+def _stage_of(model: Path, study: Path) -> Path:
+    """``model`` laid out as a training stage whose parent is a copy of itself."""
+    shutil.copytree(model, study / "models" / "b-base")
+    shutil.copytree(model, study / "stages" / "s-stage")
+    (study / "stages" / "s-stage" / "stage_config.json").write_text(
+        json.dumps({"parent": "models/b-base"}), encoding="utf-8")
+    (study / "01-maths").symlink_to(Path("stages") / "s-stage", target_is_directory=True)
+    return study / "01-maths"
+
+
+def test_baseline_evaluates_the_parent_on_the_same_items(
+        tmp_path: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    stage = _stage_of(tiny_model_dir(shared_data, tmp_path_factory), tmp_path / "runs" / "q")
+    args = ["--suite", "gsm8k", "--limit", "3", "--max-new-tokens", "4", "--data-dir", str(shared_data)]
+    with one_torch_thread():
+        assert main(["eval", "runs/q/01-maths", "--baseline", *args]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "before: runs/q/models/b-base"
+    header = printed.index(next(line for line in printed if line.startswith("suite")))
+    assert printed[header].split() == ["suite", "metric", "before", "95%", "CI", "after", "95%", "CI",
+                                       "change", "95%", "CI", "p", "n"]
+    # The same weights on both sides: no change, and the sign test sees no discordant item.
+    row = printed[header + 2].split()
+    assert row[:2] == ["gsm8k", "exact_match_flexible*"] and row[-1] == "3"
+    assert row[-5] == "+0.0%" and row[-2] == "1.000"
+    evals = sorted(p.name for p in (tmp_path / "evals").iterdir())
+    assert [e.split("-")[:2] for e in evals] == [["b", "base"], ["s", "stage"]]
+    # A model named explicitly; a folder that is not a stage needs one.
+    with one_torch_thread():
+        assert main(["eval", str(stage), "--baseline", str(tmp_path / "runs/q/models/b-base"),
+                     "-o", str(tmp_path / "mine"), *args]) == 0
+    assert (tmp_path / "mine-baseline" / "gsm8k" / "COMPLETE.json").is_file()
+    capsys.readouterr()
+    assert main(["eval", "runs/q/models/b-base", "--baseline", *args]) == 2
+    assert "is not a training stage (no stage_config.json)" in capsys.readouterr().err
+
+
+def test_format_comparison() -> None:
+    from sftmix.eval.cli import value_format
+    from sftmix.eval.compare import format_comparison
+    from sftmix.eval.stats import paired_comparison
+
+    def summary(mean: float, low: float, high: float) -> dict:
+        return {"primary": "acc", "metrics": {"acc": {"mean": mean, "ci_low": low, "ci_high": high,
+                                                      "n": 4, "low": 0.0, "high": 1.0}}}
+
+    diff = paired_comparison({"a": 0, "b": 0, "c": 1, "d": 0}, {"a": 1, "b": 1, "c": 1, "d": 0})
+    table = format_comparison({"gsm8k": summary(0.25, 0.0, 0.75)}, {"gsm8k": summary(0.75, 0.25, 1.0)},
+                              {"gsm8k": {"acc": diff}}, value_format)
+    row = table.splitlines()[2].split()
+    assert row == ["gsm8k", "acc*", "25.0%", "[0.0%,", "75.0%]", "75.0%", "[25.0%,", "100.0%]",
+                   "+50.0%", f"[{100 * diff.ci_low:.1f}%,", f"{100 * diff.ci_high:.1f}%]", "0.500", "4"]
