@@ -130,6 +130,27 @@ def test_bundled_evaluation_sets_are_copied_byte_for_byte(tmp_path: Path) -> Non
     assert entries["mtbench"]["files"]["eval/mt_bench/question.jsonl"]["rows"] == 80
 
 
+def test_a_complete_hub_dataset_is_kept_without_asking_the_hub(
+        tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sftmix.artifacts import write_json_atomic
+
+    hub_like_gsm8k(shared_data, tmp_path / "copy")
+    out = tmp_path / "paper"
+    assert main(["data", "get", "gsm8k", "--from", str(tmp_path / "copy"), "-o", str(out)]) == 0
+    # As a get from the hub at commit abc would have recorded it.
+    recorded = manifest(out)
+    recorded["datasets"]["gsm8k"]["source"] = {"hub": "openai/gsm8k", "config": "main",
+                                               "data_files": None, "revision": "abc"}
+    write_json_atomic(out / MANIFEST, recorded)
+    capsys.readouterr()
+    assert main(["data", "get", "gsm8k", "-o", str(out)]) == 0  # offline, and nothing to fetch
+    assert main(["data", "get", "gsm8k", "--revision", "abc", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.count("gsm8k: complete in") == 2
+    assert main(["data", "get", "gsm8k", "--revision", "def", "-o", str(out)]) == 2
+    assert "could not reach openai/gsm8k" in capsys.readouterr().err
+    assert manifest(out) == recorded
+
+
 def test_offline_hub_says_what_to_do_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "paper"

@@ -72,10 +72,10 @@ DATASETS.add("sharegpt", PaperDataset(
     hub="anon8231489123/ShareGPT_Vicuna_unfiltered",
     data_files="ShareGPT_V3_unfiltered_cleaned_split.json"))
 DATASETS.add("humaneval", PaperDataset(
-    "HumanEval (164 problems): the code benchmark, bundled with sftmix", "humaneval",
+    "HumanEval (164 problems): the code benchmark", "humaneval",
     bundled=("eval/humaneval/HumanEval.jsonl",)))
 DATASETS.add("mtbench", PaperDataset(
-    "MT-Bench questions, reference answers and judge prompts, bundled with sftmix", None,
+    "MT-Bench: 80 questions, reference answers, judge prompts", None,
     bundled=("eval/mt_bench/question.jsonl", "eval/mt_bench/reference_answer_gpt-4.jsonl",
              "eval/mt_bench/judge_prompts.jsonl")))
 PAPER = ("gsm8k", "code_alpaca", "sharegpt", "humaneval", "mtbench")
@@ -109,12 +109,11 @@ def get(name: str, out: Path, *, source: Path | None = None, revision: str | Non
     if source is not None and spec.bundled:
         raise DataError(f"--from {source}: {name} is bundled with sftmix and needs no download; "
                         f"run 'sftmix data get {name}' without --from")
-    origin = _origin(name, spec, source, revision)
-    manifest = read_manifest(out)
-    old = manifest["datasets"].get(name)
-    if old and old.get("source") == origin and is_complete(out, old):
+    old = read_manifest(out)["datasets"].get(name)
+    if old and _same_source(old["source"], spec, source, revision) and is_complete(out, old):
         say(f"{name}: complete in {out} (same source, files match the manifest), kept")
         return old
+    origin = _origin(name, spec, source, revision)
     targets = [out / rel for rel in (*spec.splits.values(), *spec.bundled)]
     _discard_partials(targets)  # left by an interrupted earlier get
     try:
@@ -139,6 +138,22 @@ def get(name: str, out: Path, *, source: Path | None = None, revision: str | Non
 
 
 # ---- where a dataset comes from -------------------------------------------------------------
+
+def _same_source(recorded: Mapping[str, Any], spec: PaperDataset, source: Path | None,
+                 revision: str | None) -> bool:
+    """Whether a complete entry answers this request, without asking the hub: a hub dataset
+    read at any commit does unless ``revision`` names another one."""
+    if spec.bundled:
+        return "bundled" in recorded
+    if source is not None:
+        from sftmix.data.sources import source_sha256
+
+        return (recorded.get("local") == str(source.resolve()) and source.exists()
+                and recorded.get("sha256") == source_sha256(source.resolve()))
+    wanted = {"hub": spec.hub, "config": spec.config, "data_files": spec.data_files}
+    return (all(recorded.get(k) == v for k, v in wanted.items())
+            and revision in (None, recorded.get("revision")))
+
 
 def _origin(name: str, spec: PaperDataset, source: Path | None, revision: str | None) -> dict[str, Any]:
     if spec.bundled:
