@@ -223,3 +223,30 @@ def test_format_comparison() -> None:
     row = table.splitlines()[2].split()
     assert row == ["gsm8k", "acc*", "25.0%", "[0.0%,", "75.0%]", "75.0%", "[25.0%,", "100.0%]",
                    "+50.0%", f"[{100 * diff.ci_low:.1f}%,", f"{100 * diff.ci_high:.1f}%]", "0.500", "4"]
+
+
+@pytest.mark.slow
+def test_the_quick_start_learns_far_beyond_its_intervals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's quick start, its three commands as written (about 80 CPU-seconds)."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "configs" / "train").mkdir(parents=True)
+    shutil.copy(root / "configs" / "train" / "quickstart.yaml", tmp_path / "configs" / "train")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SFTMIX_LAB_DIR", raising=False)
+    with one_torch_thread():
+        assert main(["lab", "corpus", "data/lab"]) == 0
+        assert main(["train", "configs/train/quickstart.yaml"]) == 0
+        assert main(["eval", "runs/quickstart/01-maths", "--baseline", "--suite", "gsm8k",
+                     "--set", "gsm8k.path=data/lab/maths_test.jsonl", "--max-new-tokens", "96",
+                     "--limit", "50"]) == 0
+    printed = capsys.readouterr().out
+    (before_dir,) = (p for p in (tmp_path / "evals").iterdir() if p.name.startswith("b-"))
+    (after_dir,) = (p for p in (tmp_path / "evals").iterdir() if p.name.startswith("s-"))
+    before = json.loads((before_dir / "summary.json").read_text())["gsm8k"]["metrics"]
+    after = json.loads((after_dir / "summary.json").read_text())["gsm8k"]["metrics"]
+    for metric in ("exact_match_flexible", "exact_match_strict"):
+        assert before[metric]["n"] == after[metric]["n"] == 50
+        assert after[metric]["ci_low"] > before[metric]["ci_high"] + 0.3, (before[metric], after[metric])
+    row = next(line for line in printed.splitlines() if line.startswith("gsm8k  exact_match_flexible"))
+    assert row.split()[-2] == "<0.001"
