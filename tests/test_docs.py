@@ -50,6 +50,12 @@ EXCLUDED: dict[str, str] = {
                                          "the same commands on a real one-node SLURM",
     "sftmix status /shared/": "the status of that cluster study; tests/study/test_slurm.py checks it",
 }
+# Whole commands (not prefixes) that are not run, and why.
+EXCLUDED_COMMANDS: dict[str, str] = {
+    "sftmix data get": "downloads from the Hugging Face hub, which tests cannot reach; "
+                       "tests/data/test_get.py runs data get offline on local copies, and "
+                       "docs/data.md's `--from` example runs here",
+}
 SYNOPSIS = ("a synopsis (placeholders such as STUDY_DIR or [--option]), not a command; the "
             "commands it describes run where the docs give them with real arguments")
 # A word of a synopsis: an upper-case placeholder (STUDY_DIR, CONFIG.yaml) or an optional part.
@@ -62,6 +68,7 @@ COMMAND_WORDS = ("sftmix", "make", "accelerate", "python", "pip", "cat")
 PLACEHOLDERS: dict[str, str] = {
     "data/gsm8k_train.jsonl": "../shared/data/gsm8k/train.jsonl",
     "runs/dmt-k1_256": "runs/example/02-general",
+    "downloads/gsm8k": "../shared/data/gsm8k",
 }
 
 
@@ -192,7 +199,8 @@ def yaml_blocks() -> list[Block]:
 
 def excluded(command: str) -> str | None:
     """Why ``command`` is not run (EXCLUDED, or a synopsis), or None."""
-    why = next((why for prefix, why in EXCLUDED.items() if command.startswith(prefix)), None)
+    why = EXCLUDED_COMMANDS.get(command) or next(
+        (why for prefix, why in EXCLUDED.items() if command.startswith(prefix)), None)
     if why is None and any(_PLACEHOLDER.match(word) for word in command.split()[1:]):
         why = SYNOPSIS
     return why
@@ -203,6 +211,8 @@ def test_synopses_are_told_from_commands() -> None:
     assert excluded("python -m sftmix.study.worker JOB.json") == SYNOPSIS
     assert excluded("sftmix train configs/train/example.yaml -o runs/example") is None
     assert excluded("SFTMIX_MODEL=x sftmix run configs/paper/all.yaml") is None
+    assert excluded("sftmix data get") is not None
+    assert excluded("sftmix data get gsm8k --from downloads/gsm8k") is None
 
 
 # ---- YAML examples --------------------------------------------------------------------------
@@ -304,16 +314,20 @@ def env(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator
             code = main(argv)
         return code, out.getvalue()
 
-    # The paper configs read the shared data (a reader's own copy is in data/paper).
-    paper = paper_data_env(shared_data)
+    # The paper configs read the shared data (a reader's own copy is in data/paper); the quick
+    # start's config reads the lab corpus the docs write into this folder (configs/ is a link
+    # to the checkout's, so its default, data/lab beside it, would be the checkout's).
+    # `data get --from` reads a local copy: nothing may reach for the hub, nor fill ~/.cache.
+    data_env = {**paper_data_env(shared_data), "SFTMIX_LAB_DIR": str(cwd / "data" / "lab"),
+                "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(base / "hf")}
     saved = {k: os.environ.get(k) for k in ("SFTMIX_JUDGE_BASE_URL", "SFTMIX_JUDGE_API_KEY",
                                             "SFTMIX_JUDGE_CACHE", "SFTMIX_PROGRESS", "OMP_NUM_THREADS",
-                                            *paper)}
+                                            *data_env)}
     before = Path.cwd()
     with FakeOpenAI(lambda req: "Rating: [[5]]") as judge:
         os.environ.update({"SFTMIX_JUDGE_BASE_URL": judge.url, "SFTMIX_JUDGE_API_KEY": "docs",
                            "SFTMIX_JUDGE_CACHE": str(base / "judge.sqlite"),
-                           "SFTMIX_PROGRESS": "0", "OMP_NUM_THREADS": "1", **paper})
+                           "SFTMIX_PROGRESS": "0", "OMP_NUM_THREADS": "1", **data_env})
         os.chdir(cwd)
         try:
             yield Env(cwd, run)
