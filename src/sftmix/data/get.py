@@ -267,7 +267,7 @@ def _write_splits(name: str, spec: PaperDataset, loaded: Any,
         tmp = _partial(out / rel)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as fh:
-            for row in ds.select_columns(list(spec.columns)).to_list():
+            for row in ds.select_columns(list(spec.columns)):  # row by row: ShareGPT is large
                 fh.write(strict_json.dumps(_clean(row), ensure_ascii=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
