@@ -44,9 +44,36 @@ Amount = Annotated[float, BeforeValidator(parse_amount), Field(ge=0)]
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown fields are errors, not silently ignored."""
+    """Base for every config model: unknown fields are errors, not silently ignored, and a
+    number is finite (YAML's ``.inf`` and ``.nan`` would pass ``gt=0`` or reach a scheduler)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True,
+                              allow_inf_nan=False)
+
+
+class Loader(yaml.SafeLoader):
+    """YAML as sftmix reads it: YAML 1.1 without base-60 numbers, so that an unquoted time
+    such as ``1:30:00`` stays the text it looks like instead of the number 5400."""
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# PyYAML's own patterns, less their sexagesimal alternatives.
+Loader.add_implicit_resolver(_FLOAT, re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+Loader.add_implicit_resolver(_INT, re.compile(r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""", re.X), list("-+0123456789"))
+
+
+def load_yaml_text(text: str) -> Any:
+    """The data of a YAML document, read by :class:`Loader`."""
+    return yaml.load(text, Loader=Loader)
 
 
 @dataclass(frozen=True)
@@ -77,7 +104,7 @@ def parse_override(text: str, flag: str = "--set") -> Override:
         raise ConfigError(f"{flag} {text!r}: expected KEY=VALUE with KEY a field path as in the "
                           "YAML file, e.g. training.max_steps=2 or stages[0].data[0].fraction=1/4")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"{flag} {text!r}: the value is not valid YAML ({exc})") from None
     return Override(tuple(parts), value, text, flag)
@@ -134,7 +161,17 @@ class Source:
         if not loc:
             return None
         return next((o for o in reversed(self.overrides)
-                     if loc[:len(o.path)] == o.path or o.path[:len(loc)] == loc), None)
+                     if loc[:len(o.path)] == o.path or o.path[:len(loc)] == loc
+                     or self._created_by(o, loc)), None)
+
+    def _created_by(self, override: Override, loc: tuple[Any, ...]) -> bool:
+        """True when ``override`` created a mapping the file does not have and ``loc`` lies in
+        it: ``--set abilities.mathz.data.path=x`` makes ``abilities.mathz``, whose missing
+        ``data.format`` is the flag's doing, not a line of the file's."""
+        common = 0
+        while common < min(len(loc), len(override.path)) and loc[common] == override.path[common]:
+            common += 1
+        return self.node is not None and common > 0 and not _in_tree(self.node, loc[:common])
 
     def where(self, loc: Sequence[Any]) -> str:
         """``file, line N`` (or ``file as set by --set K=V``) of the field at ``loc``."""
@@ -160,8 +197,8 @@ def read_yaml(path: str | Path, overrides: Sequence[Override] = (),
         raise ConfigError(f"{path}: config file not found (expected a YAML file)")
     text = expand_env(read_text(path, "a YAML file"), str(path), variables)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=Loader)
+        data = load_yaml_text(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -210,24 +247,37 @@ def field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
+        else:  # a key with a newline or other control character is shown quoted, on one line
+            out += ("." if out else "") + (str(part) if str(part).isprintable() else repr(part))
     return out
+
+
+def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    return None
+
+
+def _in_tree(node: yaml.Node, loc: tuple[Any, ...]) -> bool:
+    """Whether the file itself has the field at ``loc``."""
+    for part in loc:
+        found = _child(node, part)
+        if found is None:
+            return False
+        node = found
+    return True
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """Line (1-based) of the deepest node of ``loc`` that exists in the YAML tree."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
-            if nxt is None:
-                break
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
+        found = _child(node, part) if node is not None else None
+        if found is None:
             break
+        node = found
         line = node.start_mark.line + 1
     return line
 
@@ -276,7 +326,7 @@ def describe_validation_error(exc: ValidationError, source: Source | str,
         where = source.where(full)
         path = field_path(full) or "(top level)"
         found = err.get("input")
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix to a validator's words
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}, field '{path}': unknown field (check its spelling)")
         elif err["type"] == "missing":
