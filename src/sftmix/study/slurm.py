@@ -20,8 +20,10 @@ import contextlib
 import getpass
 import logging
 import os
+import shlex
 import subprocess
 import time
+import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,10 @@ class SlurmExecutor(Executor):
         self.config = study.executor
         self.poll_seconds = poll_seconds
 
+    @classmethod
+    def stage_processes(cls, study: StudyConfig) -> int:
+        return study.executor.kind("stage").launch_processes
+
     # -- submission ------------------------------------------------------------------------
     def _executor(self, study_dir: Path) -> Any:
         """submitit's executor, once the SLURM controller has answered (nothing is written before)."""
@@ -84,8 +90,10 @@ class SlurmExecutor(Executor):
         if probe.returncode != 0:
             raise SftmixError("the SLURM controller did not answer 'squeue': "
                               + " ".join(probe.stderr.split())[-500:])
+        # submitit writes 'python' into the script as given: quoted, it is one path, as on the node.
+        python = shlex.quote(self.config.python) if self.config.python else None
         return submitit.SlurmExecutor(folder=slurm_dir(study_dir) / "logs" / "%j",
-                                      python=self.config.python, max_num_timeout=0)
+                                      python=python, max_num_timeout=0)
 
     def sbatch_options(self, job: Job, study: StudyConfig, dep_ids: list[str]) -> dict[str, Any]:
         """The submitit parameters of one job (sbatch options, setup lines)."""
@@ -153,6 +161,7 @@ class SlurmExecutor(Executor):
     def run(self, run: StudyRun) -> Outcome:
         study_dir = run.study_dir
         outcome = Outcome()
+        check_script_path(study_dir)
         executor = self._executor(study_dir)  # fails before anything is written without SLURM
         slurm_dir(study_dir).mkdir(parents=True, exist_ok=True)
         with study_lock(study_dir):
@@ -228,6 +237,16 @@ class SlurmExecutor(Executor):
             bar.close()
             store.close()
         outcome.queued = sorted(waiting)
+
+
+def check_script_path(study_dir: Path) -> None:
+    """The study directory names the jobs' log files in their sbatch options: a control
+    character in it would add lines to the script."""
+    bad = sorted({c for c in str(study_dir) if unicodedata.category(c) == "Cc"})
+    if bad:
+        raise SftmixError(f"-o/--out {str(study_dir)!r}: the SLURM executor writes this path into "
+                          f"sbatch options, and it holds control characters ({', '.join(map(repr, bad))}); "
+                          "expected a path without them")
 
 
 @contextlib.contextmanager
