@@ -66,17 +66,23 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
+    from sftmix.config import read_yaml
     from sftmix.study.executor import EXECUTORS, make_executor
-    from sftmix.study.load import load_study
+    from sftmix.study.load import check_prerequisites, load_study
     from sftmix.study.runner import run_study
 
-    study = load_study(args.study, _overrides(args))
+    overrides = _overrides(args)
+    study = load_study(args.study, overrides)
     if args.workers:
         study.workers = args.workers
+    name = args.executor or study.executor.name
+    if name not in EXECUTORS:
+        raise ConfigError(f"--executor {name!r}: unknown executor; available: {', '.join(EXECUTORS.names())}")
+    processes = EXECUTORS.get(name).stage_processes(study)
+    check_prerequisites(study, processes, read_yaml(args.study, overrides)[1])
     out = args.out or Path("studies") / study.name
     check_output_dir(out, "-o/--out")
     _check_other_study(out, study.name, args.overwrite)
-    name = args.executor or study.executor.name
     if args.wait and EXECUTORS.get(name).waits:
         raise SftmixError(f"--wait applies to executors that queue jobs (slurm); the {name} "
                           "executor always waits")
@@ -159,7 +165,7 @@ def _train(args: argparse.Namespace) -> int:
     from sftmix.artifacts import check_output_dir
     from sftmix.config import Source, parse_overrides, read_yaml, validate
     from sftmix.study import spellings
-    from sftmix.study.load import check_study
+    from sftmix.study.load import check_prerequisites, check_study
     from sftmix.study.schedule import ScheduleConfig, check_files, run_schedule, to_study
     from sftmix.train.stage import process_state
 
@@ -171,6 +177,7 @@ def _train(args: argparse.Namespace) -> int:
     # Every stage's settings and every file, before any work (no line numbers: the fields
     # checked are the study's, which the schedule file does not spell out).
     check_study(study, Source(source.name, None, source.overrides))
+    check_prerequisites(study, process_state().num_processes, Source(source.name, None, source.overrides))
     if args.output is not None:
         out = args.output
     elif config.output_dir is not None:

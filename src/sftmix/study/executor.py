@@ -68,6 +68,12 @@ class Executor(ABC):
         self.study = study
         self.wait = wait or self.waits
 
+    @classmethod
+    def stage_processes(cls, study: StudyConfig) -> int:
+        """The training processes of one stage on this executor (its batch arithmetic is
+        checked for them before the first job): one worker process by default."""
+        return 1
+
     @abstractmethod
     def run(self, run: StudyRun) -> Outcome:
         """Run (or queue) every job of ``run`` that is not complete; returns what happened."""

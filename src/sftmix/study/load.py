@@ -6,6 +6,8 @@ written anywhere before the whole study is valid.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +47,20 @@ def check_study(study: StudyConfig, source: Source | str = "<study>",
     _check_runs(study, names, p)
     _check_registries(study, p)
     _check_training(study, p)
+    _check_executor(study, written or study, p)
+    _check_limits(study, p)
     if not p.items:
         _check_evaluation(study, p)
+    p.raise_if_any()
+
+
+def check_prerequisites(study: StudyConfig, processes: int, source: Source | str = "<study>") -> None:
+    """What a run needs beyond a valid file, checked before its first job: each evaluation's
+    own needs (a judge's key and endpoint) and batch arithmetic for the ``processes`` each
+    stage trains with. ``sftmix plan`` does not ask for them; ``sftmix run`` does."""
+    p = _Problems(source)
+    _check_batches(study, processes, p)
+    _check_preflight(study, p)
     p.raise_if_any()
 
 
@@ -146,20 +160,84 @@ def _check_registries(study: StudyConfig, p: _Problems) -> None:
                   f"unknown data format {ability.data.format!r}; available: {', '.join(READERS.names())}")
 
 
-def _check_training(study: StudyConfig, p: _Problems) -> None:
-    """Each stage's resolved settings (shared block, then the stage's overrides)."""
-    from sftmix.train.config import resolve_settings
-
+def _training_blocks(study: StudyConfig) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """Where each stage's settings are written, and their layers (shared block, then the
+    stage's overrides): designs' stages take the shared block."""
     blocks: list[tuple[tuple[Any, ...], list[Any]]] = [(("training",), [study.training])]
     for r, run in enumerate(study.runs):
         for s, stage in enumerate(run.stages):
             blocks.append((("runs", r, "stages", s, "training"), [study.training, stage.training]))
-    for loc, layers in blocks:
+    return blocks
+
+
+def _check_training(study: StudyConfig, p: _Problems) -> None:
+    """Each stage's resolved settings."""
+    from sftmix.train.config import resolve_settings
+
+    for loc, layers in _training_blocks(study):
         try:
             resolve_settings(*layers)
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 p.add(loc + tuple(err["loc"]), f"found {err.get('input')!r}, expected: {err['msg']}")
+
+
+def _check_batches(study: StudyConfig, processes: int, p: _Problems) -> None:
+    """A global batch the stage's processes cannot split evenly fails inside the stage's job."""
+    from sftmix.train.config import resolve_settings
+
+    for loc, layers in _training_blocks(study):
+        try:
+            resolve_settings(*layers).gradient_accumulation(processes)
+        except ValidationError:
+            continue  # reported by _check_training
+        except ValueError as exc:
+            p.add((*loc, "global_batch_size"), f"{exc}; expected a multiple of that product "
+                  "(gradient accumulation makes up the rest)")
+
+
+def _check_executor(study: StudyConfig, written: StudyConfig, p: _Problems) -> None:
+    """Files the SLURM executor hands to every job: a wrong path would fail on the node."""
+    python = study.executor.python
+    if python is not None and not _is_program(python):
+        p.add(("executor", "python"), f"not found: {python}; expected a Python interpreter "
+              "(a path, or a name on PATH)")
+    for kind, res in (study.executor.__pydantic_extra__ or {}).items():
+        if res.accelerate_config is not None and not Path(res.accelerate_config).is_file():
+            given = written.executor.kind(kind).accelerate_config
+            shown = res.accelerate_config if given == res.accelerate_config else \
+                f"{given} (that is, {res.accelerate_config})"
+            p.add(("executor", kind, "accelerate_config"), f"accelerate config file not found: {shown}")
+
+
+def _is_program(name: str) -> bool:
+    path = Path(name).expanduser()
+    if "/" in name:
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(name) is not None
+
+
+def _check_limits(study: StudyConfig, p: _Problems) -> None:
+    """``limit``: the first N items of a suite; 0 would publish an empty evaluation as complete."""
+    for suite, options in study.evaluation.items():
+        limit = options.get("limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            p.add(("evaluation", suite, "limit"), f"found {limit!r}, expected a whole number of "
+                  "items >= 1 (leave 'limit' out to evaluate every item)")
+
+
+def _check_preflight(study: StudyConfig, p: _Problems) -> None:
+    """Each suite the study evaluates says what it lacks (MT-Bench: a judge's key, a usable
+    endpoint) before a model is trained for it."""
+    from sftmix.eval.runner import build_suite
+
+    used = {s for a in study.abilities.values() for s in a.evals}
+    for suite in sorted(used):
+        options = study.evaluation.get(suite, {})
+        try:
+            build_suite(suite, {k: v for k, v in options.items() if k not in ("limit", "generator")}).preflight()
+        except SftmixError as exc:
+            p.add(("evaluation", suite), str(exc))
 
 
 def _check_evaluation_paths(study: StudyConfig, written: StudyConfig, p: _Problems) -> None:

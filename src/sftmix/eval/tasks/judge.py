@@ -284,6 +284,20 @@ def judge_settings_hint() -> str:
             "evaluation: {mtbench: {judge: {base_url: ...}}} in a study")
 
 
+def endpoint_problem(config: JudgeConfig) -> str | None:
+    """Why the judge's ``base_url`` cannot be an endpoint at all (checked without asking it)."""
+    try:
+        url = httpx.URL(config.base_url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        url, why = None, str(exc)
+    else:
+        why = "" if url.scheme in ("http", "https") and url.host else "no http(s) scheme and host"
+    if url is not None and not why:
+        return None
+    return (f"the judge's base_url is {config.base_url!r} ({why}); expected the URL of an "
+            f"OpenAI-compatible server such as {DEFAULT_BASE_URL}. {judge_settings_hint()}")
+
+
 def missing_key_problem(config: JudgeConfig) -> str | None:
     """Why the judge cannot work before a single request: OpenAI's own endpoint with no key."""
     if config.api_key or config.base_url.rstrip("/") != DEFAULT_BASE_URL:

@@ -39,6 +39,7 @@ from sftmix.eval.tasks.judge import (
     ChatRequest,
     JudgeClient,
     JudgeConfig,
+    endpoint_problem,
     judge_config,
     judge_settings_hint,
     missing_key_problem,
@@ -235,7 +236,7 @@ class MTBenchTask(Task):
         return answers
 
     def preflight(self) -> None:
-        problem = missing_key_problem(self.judge)
+        problem = endpoint_problem(self.judge) or missing_key_problem(self.judge)
         if problem:
             raise ConfigError(f"mtbench: {problem}")
 
