@@ -67,9 +67,9 @@ class _GraphLoop:
     def run(self) -> Outcome:
         try:
             while True:
-                self._block_dependents()
                 self._start_ready()
                 self._collect_finished()
+                self._block_dependents()  # before the end: the last failure blocks its dependents too
                 if not self.running and not self._ready():
                     break
                 time.sleep(self.poll_seconds)
