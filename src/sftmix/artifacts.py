@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +35,8 @@ PARTIAL = ".partial-"
 def check_output_dir(path: Path, option: str) -> None:
     """A command's output folder can be made at ``path``: checked before any work starts.
 
-    ``path`` and every ancestor that exists must be a folder, so that a run
-    cannot do all its work and only then fail to write it.
+    ``path`` and every ancestor that exists must be a folder, and the nearest one that
+    exists writable, so that a run cannot do all its work and only then fail to write it.
     """
     for existing in (path, *path.parents):
         if existing.exists():
@@ -43,7 +44,33 @@ def check_output_dir(path: Path, option: str) -> None:
                 ancestor = "" if existing == path else f" ({existing} is a file)"
                 raise ConfigError(f"{option} {path}: not a folder{ancestor}; expected a folder to "
                                   "write into, or a path that does not exist yet")
+            _check_writable(existing, path, option)
             return
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """A command's output file can be written at ``path``: checked before any work starts."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: a folder; expected the name of a file to write")
+    for existing in path.parents:
+        if existing.exists():
+            if not existing.is_dir():
+                raise ConfigError(f"{option} {path}: cannot be written ({existing} is a file, not a "
+                                  "folder); expected a file name in a folder")
+            _check_writable(existing, path, option)
+            return
+
+
+def _check_writable(folder: Path, path: Path, option: str) -> None:
+    """Create and remove a file in ``folder``: permissions, a read-only mount or a
+    pseudo-filesystem (/proc, /sys, where even root creates nothing) all answer the same way."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".sftmix-write-test-")
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write in {folder} ({exc.strerror}); expected a "
+                          "path in a folder this user can write to") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def is_complete(path: str | Path) -> bool:

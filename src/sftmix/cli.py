@@ -12,6 +12,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Callable
@@ -74,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     settings.freeze()  # the environment, read once for this command
     configure(args.verbose)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader gone by now is a broken pipe too
+        return code
+    except BrokenPipeError:
+        # The reader stopped (``sftmix status DIR | head``): end quietly, as the Python docs
+        # advise, with stdout on devnull so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except SftmixError as exc:
         print(f"sftmix: error: {exc}", file=sys.stderr)
         return exc.exit_code

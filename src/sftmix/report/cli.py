@@ -30,13 +30,13 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.tsne_queries < 0:
         raise SftmixError(f"--tsne-queries must be >= 0, found {args.tsne_queries}")
-    if args.out is not None:
-        check_output_dir(args.out, "-o/--out")
+    out = args.out if args.out is not None else args.study_dir / "report"
+    check_output_dir(out, "-o/--out" if args.out is not None else "the report folder")
     res = load_results(args.study_dir)
     weights = parse_weights(args.weights, res.abilities)
     report = build_report(res, weights, paper=not args.no_paper, tsne_queries=args.tsne_queries,
                           tsne_run=args.tsne_run, seed=args.seed)
-    html, md = write_report(report, args.out or args.study_dir / "report")
+    html, md = write_report(report, out)
     print(html)
     print(md)
     return 0

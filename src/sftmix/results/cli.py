@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from sftmix.errors import SftmixError
 
@@ -23,11 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from sftmix.results.tables import export, results_table
+    from sftmix.artifacts import check_output_file
+    from sftmix.results.tables import results_table
     from sftmix.study.cost import plan_cost
     from sftmix.study.runner import load_plan
     from sftmix.study.store import STORE_NAME, ResultsStore
 
+    for option, target in (("--csv", args.csv), ("--parquet", args.parquet)):
+        if target is not None:
+            check_output_file(target, option)
     if not (args.study_dir / "study.yaml").is_file():
         raise SftmixError(f"{args.study_dir}: not a study directory (expected the study.yaml that "
                           "'sftmix run' writes)")
@@ -51,10 +56,26 @@ def _results(args: argparse.Namespace) -> int:
         store.sync(load_plan(args.study_dir)[2])
     rows = store.results()
     store.close()
+    # The files first: a reader that stops reading (| head) must not cost them.
+    written = _export(rows, args.csv, args.parquet)
     print(results_table(rows))
-    if args.csv or args.parquet:
-        for written in export(rows, csv=args.csv, parquet=args.parquet):
-            print(f"wrote {written}")
+    for path in written:
+        print(f"wrote {path}")
     if not rows:
         print(json.dumps({"rows": 0}))
     return 0
+
+
+def _export(rows: list[dict[str, Any]], csv: Path | None, parquet: Path | None) -> list[Path]:
+    """Write the CSV and Parquet files asked for, each complete or not at all."""
+    from sftmix.results.tables import export
+
+    partial = {path: path.with_name(f".{path.name}.partial-{os.getpid()}") for path in (csv, parquet) if path}
+    try:
+        export(rows, csv=partial.get(csv) if csv else None, parquet=partial.get(parquet) if parquet else None)
+        for final, tmp in partial.items():
+            os.replace(tmp, final)
+    finally:
+        for tmp in partial.values():
+            tmp.unlink(missing_ok=True)
+    return list(partial)
