@@ -151,7 +151,7 @@ class Optimiser:
 
         study = _round_study(self.base, comps_so_far)
         n = record["round"]
-        write_text_atomic(folder(self.study_dir) / f"round-{n:03d}.yaml", dump_yaml(study))
+        write_text_atomic(folder(self.study_dir) / f"round-{n:03d}.yaml", dump_yaml(study.public_dump()))
         outcome = run_study(study, self.study_dir, self.executor, progress=self.progress)
         if outcome.interrupted:
             raise KeyboardInterrupt
