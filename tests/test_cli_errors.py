@@ -9,10 +9,12 @@ the interpreter's imports); every case is still its own test.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import DataError
+from sftmix.study.store import STORE_NAME, ResultsStore
 from sftmix.train.stage import read_examples
-from tests.conftest import shared_data_dir
+from tests.conftest import ROOT, paper_data_env, shared_data_dir
 
 DATA = shared_data_dir()
 
@@ -115,16 +118,36 @@ FILES: dict[str, str | bytes] = {
     "train_unknown_strategy.yaml": SCHEDULE.replace("strategy: multi_task", "strategy: multi_tusk"),
     "train_bad_option.yaml": SCHEDULE.replace("strategy: multi_task", "strategy: {dmt: {k: -1}}"),
     "train_bad_setting.yaml": SCHEDULE.replace("max_steps: 1", "max_steps: 1, epochs: many"),
+    # Executor blocks: what would reach an sbatch script, or that sbatch would misread.
+    "slurm_partition.yaml": STUDY + 'executor: {name: slurm, partition: "gpu\\n#SBATCH --wrap=id"}\n',
+    "slurm_key.yaml": STUDY + 'executor: {name: slurm, sbatch: {"constraint\\n#SBATCH --wrap=id": a100}}\n',
+    "slurm_setup.yaml": STUDY + 'executor: {name: slurm, setup: ["module load cuda\\n#SBATCH --wrap=id"]}\n',
+    "slurm_setup_directive.yaml": STUDY + 'executor: {name: slurm, setup: ["#SBATCH --partition=other"]}\n',
+    "slurm_time_99.yaml": STUDY + "executor: {name: slurm, time: '99:99:99'}\n",
+    "slurm_time_0.yaml": STUDY + "executor: {name: slurm, time: 0}\n",
+    "slurm_warning.yaml": STUDY + "executor: {name: slurm, time: 1:00:00, warning_seconds: 7200}\n",
+    "slurm_mem_inf.yaml": STUDY + "executor: {name: slurm, stage: {mem_gb: .inf}}\n",
+    "slurm_python.yaml": STUDY + "executor: {name: slurm, python: /no/such/python}\n",
+    "slurm_accelerate.yaml": STUDY + "executor: {name: slurm, stage: {gpus: 2, accelerate_config: no_fsdp.yaml}}\n",
+    # Evaluation prerequisites: a judge with no key (the general ability on MT-Bench).
+    "judge.yaml": STUDY.replace("evals: [ifeval]", "evals: [mtbench]"),
+    "judge_url.yaml": STUDY.replace("evals: [ifeval]", "evals: [mtbench]").replace(
+        "designs:", "  mtbench: {judge: {base_url: 'localhost:8000/v1', api_key: planted}}\ndesigns:"),
 }
 
 
 @dataclass(frozen=True)
 class Case:
     """A command line (``{in}``: the inputs folder, ``{out}``: an output folder in the working
-    folder) and a regular expression the message must match."""
+    folder, ``{repo}``: the checkout) and a regular expression the message must match;
+    ``env``: variables set for it."""
 
     argv: str
     message: str
+    env: tuple[tuple[str, str], ...] = ()
+
+
+PAPER_ENV = tuple(paper_data_env(DATA).items())
 
 
 CASES: dict[str, Case] = {
@@ -210,6 +233,74 @@ CASES: dict[str, Case] = {
     "eval_unknown_suite": Case("eval {in} --suite gsm9k -o {out}", r"--suite 'gsm9k': unknown suite\(s\) gsm9k; available"),
     "eval_bad_set": Case("eval {in} --suite gsm8k -o {out} --set gsm8k", r"--set 'gsm8k': expected SUITE\.KEY=VALUE"),
     "eval_missing_data_dir": Case("eval {in} --suite gsm8k -o {out} --data-dir {in}/nowhere", r"--data-dir .*nowhere: no such folder"),
+    # Values that would reach an sbatch script: refused when the study is loaded.
+    "slurm_partition_newline": Case("run {in}/slurm_partition.yaml -o {out}",
+                                    r"slurm_partition\.yaml, line 12, field 'executor\.partition': found 'gpu\\n#SBATCH --wrap=id', expected: text without control characters"),
+    "slurm_key_newline": Case("run {in}/slurm_key.yaml -o {out}",
+                              r"slurm_key\.yaml, line 12, field 'executor\.sbatch\.'constraint\\n#SBATCH --wrap=id'': .*expected: an sbatch option's name"),
+    "slurm_setup_newline": Case("run {in}/slurm_setup.yaml -o {out}",
+                                r"slurm_setup\.yaml, line 12, field 'executor\.setup\[0\]': .*expected: text without control characters"),
+    "slurm_setup_directive": Case("run {in}/slurm_setup_directive.yaml -o {out}",
+                                  r"slurm_setup_directive\.yaml, line 12, field 'executor\.setup\[0\]': found '#SBATCH --partition=other', expected: a shell line; sbatch would read this one as an option"),
+    "slurm_time_99": Case("run {in}/slurm_time_99.yaml -o {out}",
+                          r"slurm_time_99\.yaml, line 12, field 'executor\.time': found '99:99:99', expected: a SLURM time limit such as"),
+    "slurm_time_0": Case("run {in}/slurm_time_0.yaml -o {out}",
+                         r"slurm_time_0\.yaml, line 12, field 'executor\.time': found 0, expected: a positive SLURM time limit .*0 is no limit"),
+    "slurm_time_set": Case("run {in}/study.yaml -o {out} --executor slurm --set executor.time=1:99:00",
+                           r"study\.yaml as set by --set executor\.time=1:99:00, field 'executor\.time': found '1:99:00'"),
+    "slurm_warning": Case("run {in}/slurm_warning.yaml -o {out}",
+                          r"slurm_warning\.yaml, line 12, field 'executor\.warning_seconds': found 7200, expected: fewer seconds than a stage's time limit, '1:00:00' \(3600 s\)"),
+    "slurm_mem_inf": Case("run {in}/slurm_mem_inf.yaml -o {out}",
+                          r"slurm_mem_inf\.yaml, line 12, field 'executor\.stage\.mem_gb': found inf, expected: Input should be a finite number"),
+    "slurm_python": Case("run {in}/slurm_python.yaml -o {out}",
+                         r"slurm_python\.yaml, line 12, field 'executor\.python': not found: /no/such/python"),
+    "slurm_accelerate": Case("run {in}/slurm_accelerate.yaml -o {out}",
+                             r"slurm_accelerate\.yaml, line 12, field 'executor\.stage\.accelerate_config': accelerate config file not found: no_fsdp\.yaml \(that is, .*inputs/no_fsdp\.yaml\)"),
+    # Prerequisites of a run, before its first job: a judge's key and endpoint, batch arithmetic.
+    "run_judge_without_key": Case("run {in}/judge.yaml -o {out}",
+                                  r"judge\.yaml, line 8, field 'evaluation\.mtbench': mtbench: the judge is https://api\.openai\.com/v1 but no API key is set"),
+    "run_judge_bad_url": Case("run {in}/judge_url.yaml -o {out}",
+                              r"judge_url\.yaml, line 10, field 'evaluation\.mtbench': mtbench: the judge's base_url is 'localhost:8000/v1'"),
+    "run_paper_without_key": Case("run {repo}/configs/paper/all.yaml -o {out}",
+                                  r"all\.yaml, line \d+, field 'evaluation\.mtbench': mtbench: the judge is https://api\.openai\.com/v1 but no API key is set",
+                                  PAPER_ENV),
+    "run_batch_arithmetic": Case("run {in}/study.yaml -o {out} --set training.global_batch_size=3",
+                                 r"study\.yaml as set by --set training\.global_batch_size=3, field 'training\.global_batch_size': global_batch_size 3 is not a multiple of per_device_batch_size 2 x 1 process\(es\)"),
+    "run_batch_arithmetic_slurm": Case("run {in}/study.yaml -o {out} --set executor.name=slurm --set executor.stage.gpus=3",
+                                       r"study\.yaml, line 6, field 'training\.global_batch_size': global_batch_size 128 is not a multiple of per_device_batch_size 2 x 3 process\(es\)"),
+    # Numbers: a limit of no items, infinite settings.
+    "run_limit_0": Case("run {in}/study.yaml -o {out} --limit 0", r"argument --limit: found '0', expected a whole number >= 1"),
+    "run_set_limit_0": Case("run {in}/study.yaml -o {out} --set evaluation.gsm8k.limit=0",
+                            r"study\.yaml as set by --set evaluation\.gsm8k\.limit=0, field 'evaluation\.gsm8k\.limit': found 0, expected a whole number of items >= 1"),
+    "run_set_limit_negative": Case("run {in}/study.yaml -o {out} --set evaluation.gsm8k.limit=-3",
+                                   r"study\.yaml as set by --set evaluation\.gsm8k\.limit=-3, field 'evaluation\.gsm8k\.limit': found -3"),
+    "run_learning_rate_inf": Case("run {in}/study.yaml -o {out} --set training.learning_rate=.inf",
+                                  r"study\.yaml as set by --set training\.learning_rate=\.inf, field 'training\.learning_rate': found inf, expected: Input should be a finite number"),
+    "run_epochs_nan": Case("run {in}/study.yaml -o {out} --set training.epochs=.nan",
+                           r"as set by --set training\.epochs=\.nan, field 'training\.epochs': found nan, expected: Input should be a finite number"),
+    "train_learning_rate_inf": Case("train {in}/train.yaml -o {out} --set training.learning_rate=-.inf",
+                                    r"train\.yaml as set by --set training\.learning_rate=-\.inf, field 'training\.learning_rate'"),
+    # --set errors name the flag, not a line of the file.
+    "set_new_ability": Case("run {in}/study.yaml -o {out} --set abilities.mathz.data.path=x",
+                            r"study\.yaml as set by --set abilities\.mathz\.data\.path=x, field 'abilities\.mathz\.data\.format': required field is missing"),
+    "set_data_path": Case("run {in}/study.yaml -o {out} --set abilities.maths.data.path=nowhere.jsonl",
+                          r"study\.yaml as set by --set abilities\.maths\.data\.path=nowhere\.jsonl, field 'abilities\.maths\.data\.path': data file not found"),
+    "set_evals": Case("run {in}/study.yaml -o {out} --set abilities.maths.evals=[gsm9k]",
+                      r"study\.yaml as set by --set abilities\.maths\.evals=\[gsm9k\], field 'abilities\.maths\.evals\[0\]': unknown evaluation suite 'gsm9k'"),
+    "set_top_level_evals": Case("run {in}/study.yaml -o {out} --set evals=3",
+                                r"study\.yaml as set by --set evals=3, field 'evals': unknown field"),
+    "set_eval_option": Case("run {in}/study.yaml -o {out} --set evaluation.gsm8k.mode=banana",
+                            r"study\.yaml as set by --set evaluation\.gsm8k\.mode=banana, field 'evaluation\.gsm8k': gsm8k option 'mode' is 'banana'"),
+    "set_executor_name": Case("run {in}/study.yaml -o {out} --set executor.name=pbs",
+                              r"study\.yaml as set by --set executor\.name=pbs, field 'executor\.name': found 'pbs', expected: unknown executor 'pbs'; available"),
+    "run_executor_flag": Case("run {in}/study.yaml -o {out} --executor pbs", r"--executor 'pbs': unknown executor; available"),
+    # Output files and folders that cannot be written: refused before any work.
+    "results_csv_proc": Case("results {in} --csv /proc/x.csv", r"--csv /proc/x\.csv: cannot write in /proc"),
+    "results_parquet_sys": Case("results {in} --parquet /sys/x.parquet", r"--parquet /sys/x\.parquet: cannot write in /sys"),
+    "results_csv_folder": Case("results {in} --csv {in}", r"--csv .*inputs: a folder; expected the name of a file"),
+    "results_csv_under_file": Case("results {in} --csv {in}/a_file/x.csv",
+                                   r"--csv .*a_file/x\.csv: cannot be written \(.*a_file is a file, not a folder\)"),
+    "report_out_proc": Case("report {in} -o /proc/rep", r"-o/--out /proc/rep: cannot write in /proc"),
 }
 
 
@@ -218,6 +309,7 @@ class Outcome:
     returncode: int
     stderr: str
     written: list[str]  # what the command left in its working folder
+    seconds: float
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -227,14 +319,17 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 def _run(case: Case, inputs: Path, work: Path) -> Outcome:
     work.mkdir()
-    argv = case.argv.replace("{in}", str(inputs)).replace("{out}", str(work / "out")).split()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTMIX_")}
-    env.update(SFTMIX_PROGRESS="0", SFTMIX_DATA_DIR=str(DATA))
+    argv = (case.argv.replace("{in}", str(inputs)).replace("{out}", str(work / "out"))
+            .replace("{repo}", str(ROOT)).split())
+    # No judge key from the environment either: a case that needs one must say so.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTMIX_") and k != "OPENAI_API_KEY"}
+    env.update(SFTMIX_PROGRESS="0", SFTMIX_DATA_DIR=str(DATA), **dict(case.env))
     before = _tree(inputs)
+    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "sftmix", *argv], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     changed = [f"{inputs.name}/{k}" for k, v in _tree(inputs).items() if before.get(k) != v]
-    return Outcome(proc.returncode, proc.stderr, sorted(_tree(work)) + changed)
+    return Outcome(proc.returncode, proc.stderr, sorted(_tree(work)) + changed, time.monotonic() - started)
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +355,13 @@ def test_malformed_input_is_a_clear_error(name: str, outcomes: dict[str, Outcome
     assert outcome.written == [], f"written despite the error: {outcome.written}"
 
 
+@pytest.mark.slow
+def test_the_papers_study_without_a_judge_key_stops_within_seconds(outcomes: dict[str, Outcome]) -> None:
+    # Its first job would build a model and its stages train for hours: the message comes first.
+    # (Tens of seconds at most, on a loaded machine: the CLI's imports and the file's checks.)
+    assert outcomes["run_paper_without_key"].seconds < 60
+
+
 def test_inspect_report_only_reports_and_exits_0(tmp_path: Path) -> None:
     data = tmp_path / "two.jsonl"
     data.write_text(GSM8K_LINE + '{"question": "What is 1 + 1?", "solution": "2"}\n')
@@ -282,3 +384,41 @@ def test_a_file_of_examples_that_is_not_utf8_says_where(tmp_path: Path) -> None:
     path.write_bytes(b'\n{"id": "caf\xe9"}\n')
     with pytest.raises(DataError, match=r"examples\.jsonl, line 2: not UTF-8 text \(byte 0xe9 at column 12\)"):
         read_examples(path)
+
+
+def _into_closed_pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``sftmix ARGS | head`` where head has already gone: every write to stdout fails."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "sftmix", *args], stdout=write, stderr=subprocess.PIPE,
+                              text=True, cwd=cwd, env={**os.environ, "SFTMIX_PROGRESS": "0"}, timeout=300)
+    finally:
+        os.close(write)
+
+
+@pytest.fixture(scope="module")
+def known_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.report.conftest import make_study, study_dict
+
+    return make_study(tmp_path_factory.mktemp("known"), study_dict(DATA, {"scaling": {"fractions": [1, "1/4"]}})).dir
+
+
+def test_a_reader_that_stops_ends_status_quietly(known_study: Path, tmp_path: Path) -> None:
+    proc = _into_closed_pipe("status", str(known_study), cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr == ""
+
+
+def test_a_reader_that_stops_costs_no_export(known_study: Path, tmp_path: Path) -> None:
+    proc = _into_closed_pipe("results", str(known_study), "--csv", "x.csv", "--parquet", "x.parquet",
+                             cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr == ""
+    with (tmp_path / "x.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    store = ResultsStore(known_study / STORE_NAME)
+    try:
+        assert len(rows) == len(store.results()) > 0
+    finally:
+        store.close()
+    assert len({r["run"] for r in rows}) == 6 and {r["suite"] for r in rows} == {"gsm8k", "humaneval", "mtbench"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.parquet"]  # no partial file left
