@@ -292,7 +292,7 @@ CASES: dict[str, Case] = {
     "set_eval_option": Case("run {in}/study.yaml -o {out} --set evaluation.gsm8k.mode=banana",
                             r"study\.yaml as set by --set evaluation\.gsm8k\.mode=banana, field 'evaluation\.gsm8k': gsm8k option 'mode' is 'banana'"),
     "set_executor_name": Case("run {in}/study.yaml -o {out} --set executor.name=pbs",
-                              r"study\.yaml as set by --set executor\.name=pbs, field 'executor\.name': found 'pbs', expected: unknown executor 'pbs'; available"),
+                              r"study\.yaml as set by --set executor\.name=pbs, field 'executor\.name': found 'pbs', expected: an executor's name; available: inline, local, slurm"),
     "run_executor_flag": Case("run {in}/study.yaml -o {out} --executor pbs", r"--executor 'pbs': unknown executor; available"),
     # Output files and folders that cannot be written: refused before any work.
     "results_csv_proc": Case("results {in} --csv /proc/x.csv", r"--csv /proc/x\.csv: cannot write in /proc"),

@@ -75,7 +75,7 @@ class ExecutorConfig(StrictModel):
         from sftmix.study.executor import EXECUTORS
 
         if value not in EXECUTORS:
-            raise ValueError(f"unknown executor {value!r}; available: {', '.join(EXECUTORS.names())}")
+            raise ValueError(f"an executor's name; available: {', '.join(EXECUTORS.names())}")
         return value
 
     @model_validator(mode="after")
