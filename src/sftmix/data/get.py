@@ -157,7 +157,7 @@ def _same_source(recorded: Mapping[str, Any], spec: PaperDataset, source: Path |
 
 def _origin(name: str, spec: PaperDataset, source: Path | None, revision: str | None) -> dict[str, Any]:
     if spec.bundled:
-        from sftmix.eval.task_options import bundled_dir
+        from sftmix.bundled import bundled_dir
 
         listed = json.loads((bundled_dir() / "manifest.json").read_text(encoding="utf-8"))
         by_path = {f["path"]: f for f in listed["files"]}
@@ -287,7 +287,7 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _copy_bundled(spec: PaperDataset, out: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    from sftmix.eval.task_options import bundled_dir
+    from sftmix.bundled import bundled_dir
 
     files = {}
     for rel in spec.bundled:

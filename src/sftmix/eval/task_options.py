@@ -11,10 +11,10 @@ checksum in its ``manifest.json``).
 from __future__ import annotations
 
 import inspect
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sftmix.bundled import bundled_dir
 from sftmix.errors import ConfigError
 
 T = TypeVar("T")
@@ -35,11 +35,6 @@ DEFAULT_PATHS = {
 }
 # Options that stand in for ``path`` (MT-Bench can be given its question file alone).
 PATH_ALTERNATIVES = {"mtbench": ("question_file",)}
-
-
-def bundled_dir() -> Path:
-    """The folder of benchmark files shipped inside the sftmix package."""
-    return Path(str(resources.files("sftmix") / "resources" / "benchmarks"))
 
 
 def bundled_path(suite: str) -> Path | None:
