@@ -241,7 +241,7 @@ def test_optimise_waits_for_each_round_on_slurm(slurm_cluster: LoopbackCluster, 
     out = tmp_path / "out"
     done = _sftmix("optimise", study, "--executor", "slurm", "--budget", "50M", "--fractions", "1/512,1/256",
                    "--ks", "0,1/64", "--max-rounds", "1", "--replicates", "5", "-o", out)
-    assert "stopped: 1 rounds" in done.stdout, done.stdout
+    assert re.search(r"stopped: .*; 1 rounds, ", done.stdout), done.stdout
     (record,) = [json.loads(p.read_text()) for p in (out / "optimise").glob("round-*.json")]
     assert record["status"] == "done" and len(record["measured"]) == len(record["runs"]) == 3, record
     jobs = _job_keys(out)

@@ -170,9 +170,10 @@ def _train(args: argparse.Namespace) -> int:
     from sftmix.train.stage import process_state
 
     data, source = read_yaml(args.config, parse_overrides(args.settings))
-    config = validate(ScheduleConfig, spellings.schedule(data), source)
+    translated, origins = spellings.schedule_with_origins(data)
+    config = validate(ScheduleConfig, translated, source)
     base_dir = args.config.resolve().parent
-    check_files(config, base_dir, source)
+    check_files(config, base_dir, source, origins)
     study = to_study(config, args.config.stem, base_dir, source)
     # Every stage's settings and every file, before any work (no line numbers: the fields
     # checked are the study's, which the schedule file does not spell out).

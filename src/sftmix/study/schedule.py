@@ -215,9 +215,11 @@ def _source(ref: FileRef, path: str, source: str) -> dict[str, Any]:
     return {"path": path, "format": "messages", "on_error": ref.on_error}
 
 
-def check_files(config: ScheduleConfig, base_dir: Path, source: Source | str = "schedule") -> None:
+def check_files(config: ScheduleConfig, base_dir: Path, source: Source | str = "schedule",
+                origins: dict[str, tuple[Any, ...]] | None = None) -> None:
     """Every local file or folder the schedule reads exists; each one missing is named with the
-    line and field that give it (relative paths start at ``base_dir``, the file's folder)."""
+    line and field that give it (relative paths start at ``base_dir``, the file's folder;
+    ``origins``: where a stage named a file that became an ability, ``spellings``)."""
     problems = Problems(source)
 
     def check(loc: tuple[Any, ...], spec: FileSpec | list[FileSpec], what: str) -> None:
@@ -238,7 +240,7 @@ def check_files(config: ScheduleConfig, base_dir: Path, source: Source | str = "
     if model.tiny is not None:
         check(("model", "tiny", "texts"), list(model.tiny.texts), "data file")
     for name, spec in config.abilities.items():
-        check(("abilities", name, "data"), spec.data, "data file")
+        check((origins or {}).get(name, ("abilities", name, "data")), spec.data, "data file")
     problems.raise_if_any()
 
 

@@ -37,8 +37,15 @@ def study(data: Any) -> Any:
 
 def schedule(data: Any) -> Any:
     """A schedule file's data (``sftmix train``) in today's words."""
+    return schedule_with_origins(data)[0]
+
+
+def schedule_with_origins(data: Any) -> tuple[Any, dict[str, tuple[Any, ...]]]:
+    """:func:`schedule`, and where in the file each ability it declared for a stage's file was
+    written (``("stages", 0, "data", 1, "path")``), for messages about that file."""
+    origins: dict[str, tuple[Any, ...]] = {}
     if not isinstance(data, dict):
-        return data
+        return data, origins
     data = copy.deepcopy(data)
     _gguf_path(data.get("model"))
     if "sources" in data and "abilities" not in data:
@@ -57,10 +64,11 @@ def schedule(data: Any) -> Any:
         if isinstance(ability, dict):
             for ref in _refs(ability.get("data")):
                 _no_ability(ref)
-    for stage in data.get("stages") or []:
+    for s, stage in enumerate(data.get("stages") or []):
         if isinstance(stage, dict) and isinstance(stage.get("data"), list):
-            stage["data"] = [p for part in stage["data"] for p in _part(part, stage, data)]
-    return data
+            stage["data"] = [p for d, part in enumerate(stage["data"])
+                             for p in _part(part, stage, data, origins, ("stages", s, "data", d))]
+    return data, origins
 
 
 def _gguf_path(model: Any) -> None:
@@ -82,7 +90,8 @@ def _no_ability(ref: Any) -> None:
                     "ability it is listed under", ref.get("path"), ref.pop("ability"))
 
 
-def _part(part: Any, stage: dict[str, Any], data: dict[str, Any]) -> list[Any]:
+def _part(part: Any, stage: dict[str, Any], data: dict[str, Any], origins: dict[str, tuple[Any, ...]],
+          loc: tuple[Any, ...]) -> list[Any]:
     """A stage part in today's words: files become abilities; a fraction of 0 takes nothing."""
     if not isinstance(part, dict):
         return [part]
@@ -96,9 +105,12 @@ def _part(part: Any, stage: dict[str, Any], data: dict[str, Any]) -> list[Any]:
     if amount.get("fraction") in (0, "0"):
         return []
     out = []
-    for ref in _refs(part["path"]):
+    many = isinstance(part["path"], list)
+    for i, ref in enumerate(_refs(part["path"])):
         _no_ability(ref)
-        out.append({"ability": _ability_for(ref, data), **amount})
+        name = _ability_for(ref, data)
+        origins.setdefault(name, (*loc, "path", *((i,) if many else ())))
+        out.append({"ability": name, **amount})
     return out
 
 
