@@ -1,0 +1,48 @@
+"""Labels a person can read: every job of the lab study says what it is for, and no two agree;
+the executor passes a running stage's heartbeat on."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from sftmix.lab.cli import configs_dir, write_corpus
+from sftmix.study.load import load_study
+from sftmix.study.runner import prepare
+
+
+@pytest.fixture(scope="module")
+def lab_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """The lab study's job files (the demo's study, on a small corpus), key -> its file."""
+    folder = tmp_path_factory.mktemp("lab")
+    config = folder / "corpus.yaml"
+    config.write_text("sizes: {maths_train: 16, maths_test: 4, code_train: 16, code_test: 4,"
+                      " general_train: 16, general_test: 4}\n")
+    write_corpus(folder / "corpus", config)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SFTMIX_LAB_DIR", str(folder / "corpus"))
+        prepare(load_study(configs_dir() / "demo.yaml"), folder / "study")
+    return {p.stem: json.loads(p.read_text()) for p in (folder / "study" / "jobs").glob("*.json")}
+
+
+def test_no_two_jobs_of_the_lab_study_share_a_label(lab_jobs: dict[str, dict[str, str]]) -> None:
+    labels = [job["label"] for job in lab_jobs.values()]
+    assert len(lab_jobs) == 72
+    assert len(set(labels)) == len(labels), sorted(label for label in labels if labels.count(label) > 1)
+    # Unique by what they say, not by a key appended as a last resort.
+    assert not any(key in job["label"] for key in lab_jobs for job in lab_jobs.values())
+
+
+def test_a_stage_label_says_what_it_trains_and_what_for(lab_jobs: dict[str, dict[str, str]]) -> None:
+    stages = {job["label"] for job in lab_jobs.values() if job["kind"] == "stage"}
+    # The three stages that train general×1 from three different parents.
+    assert {"general×1 (scaling; shared by 2 runs)", "general×1 (sequential, stage 3 of 3)",
+            "general×1 (mixed-sequential, stage 2 of 2; shared by 2 runs)"} <= stages
+    assert "code×1 + maths×1 (mixed-sequential, stage 1 of 2; shared by 4 runs)" in stages
+    assert "general×1 + replay 1/8 of (code×1 + maths×1) (dmt k=1/8, stage 2 of 2)" in stages
+    evals = {job["label"] for job in lab_jobs.values() if job["kind"] == "eval"}
+    assert "gsm8k on general×1 (sequential, stage 3 of 3)" in evals
+
