@@ -46,3 +46,27 @@ def test_a_stage_label_says_what_it_trains_and_what_for(lab_jobs: dict[str, dict
     evals = {job["label"] for job in lab_jobs.values() if job["kind"] == "eval"}
     assert "gsm8k on general×1 (sequential, stage 3 of 3)" in evals
 
+
+
+def test_the_executor_passes_on_a_running_stage_s_heartbeat(tmp_path: Path) -> None:
+    from sftmix.study.local import PROGRESS_LOGGER, last_progress_line
+    from sftmix.train import progress
+
+    assert progress.log.name == PROGRESS_LOGGER
+    log_file = tmp_path / "s-1.log"
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    progress.log.addHandler(handler)
+    try:
+        assert last_progress_line(log_file) is None
+        progress.log.warning("stage maths: step 1/9  loss 2.0000  (1 s, about 8 s left)")
+        logging.getLogger("sftmix.train.stage").addHandler(handler)
+        logging.getLogger("sftmix.train.stage").warning("something else")
+        progress.log.warning("stage maths: step 5/9  loss 1.0000  (5 s, about 4 s left)")
+        logging.getLogger("sftmix.train.stage").warning("and more")
+    finally:
+        progress.log.removeHandler(handler)
+        logging.getLogger("sftmix.train.stage").removeHandler(handler)
+        handler.close()
+    assert last_progress_line(log_file) == "stage maths: step 5/9  loss 1.0000  (5 s, about 4 s left)"
+    assert last_progress_line(tmp_path / "missing.log") is None
