@@ -70,3 +70,33 @@ def test_the_executor_passes_on_a_running_stage_s_heartbeat(tmp_path: Path) -> N
         handler.close()
     assert last_progress_line(log_file) == "stage maths: step 5/9  loss 1.0000  (5 s, about 4 s left)"
     assert last_progress_line(tmp_path / "missing.log") is None
+
+
+def test_the_heartbeat_names_the_job_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off a terminal, every 30 s: the stage's own line, which names it; another job's line
+    with its kind and label in front; nothing again until the line changes."""
+    from types import SimpleNamespace
+
+    from sftmix.study import local
+    from sftmix.study.jobs import Job
+
+    monkeypatch.setattr("sys.stderr", open(tmp_path / "stderr", "w"))  # not a terminal  # noqa: SIM115
+    label = "general×1 (sequential, stage 3 of 3)"
+    logs = {"s-1": f"stage {label}: step 5/9  loss 1.0000  (5 s, about 4 s left)", "e-1": "generated 32 of 100"}
+    for key, line in logs.items():
+        (tmp_path / f"{key}.log").write_text(f"12:00:00 INFO {local.PROGRESS_LOGGER}: {line}\n")
+    run = SimpleNamespace(progress=True, study=SimpleNamespace(name="lab"),
+                          log_file=lambda key: tmp_path / f"{key}.log")
+    jobs = {"s-1": Job("s-1", "stage", [], {}, tmp_path, label),  # type: ignore[arg-type]
+            "e-1": Job("e-1", "eval", [], {}, tmp_path, "gsm8k on x")}  # type: ignore[arg-type]
+    clock = [1000.0]
+    monkeypatch.setattr(local.time, "monotonic", lambda: clock[0])
+    shown = local._Progress(run, 2, 0)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger=local.log.name)
+    for _ in range(2):
+        clock[0] += local.HEARTBEAT_SECONDS
+        shown.heartbeat(jobs, dict.fromkeys(jobs))  # type: ignore[arg-type]
+    said = [r.getMessage() for r in caplog.records if r.name == local.log.name]
+    assert said == [f"lab: stage {label}: step 5/9  loss 1.0000  (5 s, about 4 s left)",
+                    "lab: eval gsm8k on x: generated 32 of 100"]

@@ -249,7 +249,7 @@ def estimate(plan: Plan, cost: Cost, jobs: Mapping[str, Job], executor: str, wor
                 seconds = START_SECONDS + cost.stage_tokens.get(key, 0.0) / rates.train(node.model).value
             elif job.kind == "eval":
                 ev = plan.evals[key]
-                work = works.get(key) or _eval_work(ev.spec, ev.suite, works, rates.notes)
+                work = _eval_work(ev.spec, ev.suite, works, rates.notes)
                 if work is not None:
                     rate = rates.evaluate(ev.model, ev.suite)
                     seconds = START_SECONDS + (work.items if rate.unit == ITEMS else work.tokens) / rate.value

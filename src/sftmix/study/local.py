@@ -171,7 +171,9 @@ class _Progress:
             line = last_progress_line(self.run.log_file(key))
             if line and self._shown.get(key) != line:
                 self._shown[key] = line
-                log.info("%s: running %s %s: %s", self.name, jobs[key].kind, jobs[key].label, line)
+                job = jobs[key]
+                named = line.startswith(f"{job.kind} {job.label}: ")  # a stage's line names it
+                log.info("%s: %s", self.name, line if named else f"{job.kind} {job.label}: {line}")
 
     def started(self, job: Job) -> None:
         self.bar.set_postfix_str(f"{job.kind}: {job.label}"[:60])

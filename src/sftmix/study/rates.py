@@ -79,7 +79,7 @@ CPU_ANCHORS = (
     Anchor("the lab's Llama", 885_632, 5_824, 4_919),
     Anchor("SmolLM2-135M", 134_515_008, 57.9, 199.5),
 )
-CPU_SOURCE = "measured on a 2-core AMD EPYC by bench/estimate_rates.py, at this model's size"
+CPU_SOURCE = "measured on a 2-core AMD EPYC (bench/estimate_rates.py, eval_bench.py), at this model's size"
 
 # Assumed, not measured with sftmix (no GPU run yet): modded-nanogpt's H100 record trains a
 # 124M-parameter GPT at about 405,000 tokens/s (about 30% of the bf16 peak); taken as what
