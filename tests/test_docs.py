@@ -67,7 +67,6 @@ COMMAND_WORDS = ("sftmix", "make", "accelerate", "python", "pip", "cat")
 # Paths the docs use for the reader's own files -> what stands for them here.
 PLACEHOLDERS: dict[str, str] = {
     "data/gsm8k_train.jsonl": "../shared/data/gsm8k/train.jsonl",
-    "runs/dmt-k1_256": "runs/example/02-general",
     "downloads/gsm8k": "../shared/data/gsm8k",
 }
 
@@ -353,6 +352,14 @@ def test_documented_commands_run_as_written(path: Path, env: Env) -> None:
             small = SMALL.get(argv[0]) if argv else None
             code, printed = env.run(small(argv, env) if small else argv)
             assert code == 0, f"{block.where}: `{command}` exited {code}\n{printed[-3000:]}"
+            # The folders the docs show are the ones the command names (keys and hashes aside),
+            # whatever its size.
+            for line in after:
+                if "evals/" in line:
+                    shape = folder_shape(line)
+                    assert any(shape.fullmatch(p.strip()) for p in printed.splitlines()), (
+                        f"{block.where}: `{command}` names no folder like {line.strip()!r}\n"
+                        f"--- it printed:\n{printed[-3000:]}")
             if not small:
                 # A command run as written prints what the docs show (bar elided lines).
                 shown = [line.strip() for line in after if line.strip() and line.strip() != "..."]
@@ -360,3 +367,35 @@ def test_documented_commands_run_as_written(path: Path, env: Env) -> None:
                            {p.strip() for p in printed.splitlines()}]
                 assert not missing, (f"{block.where}: `{command}` no longer prints:\n"
                                      + "\n".join(missing) + f"\n--- it printed:\n{printed[-3000:]}")
+
+
+def folder_shape(line: str) -> re.Pattern[str]:
+    """A documented line as a pattern: a run of 8 or more hex digits (a key, a hash) stands for
+    any run of the same length, the rest is literal."""
+    parts = re.split(r"([0-9a-f]{8,})", line.strip())
+    return re.compile("".join(f"[0-9a-f]{{{len(p)}}}" if i % 2 else re.escape(p) for i, p in enumerate(parts)))
+
+
+def test_folder_shapes() -> None:
+    shape = folder_shape("results in evals/s-5e0c4b1f9a7d2c83-3f9a1c2e")
+    assert shape.fullmatch("results in evals/s-0123456789abcdef-01234567")
+    assert not shape.fullmatch("results in evals/02-general-01234567")
+
+
+@pytest.mark.slow
+def test_a_study_s_folders_are_named_as_documented(env: Env) -> None:
+    """docs/studies.md's layout of a study directory (``evals/e-<key>/`` ...) against the one the
+    README's ``sftmix run`` makes."""
+    block = next(b for b in blocks(ROOT / "docs" / "studies.md") if any("layout.json" in x for x in b.lines))
+    documented = dict(re.findall(r"^(\w+)/([a-z]+-)<key>/", "\n".join(block.lines), re.MULTILINE))
+    assert set(documented) == {"models", "mixtures", "stages", "evals"}, block.where
+    study = env.cwd / "studies" / "paper"
+    if not (study / "evals").is_dir():
+        code, out = env.run(_small_run(["run", "configs/paper/all.yaml", "-o", "studies/paper"], env))
+        assert code == 0, out
+    for folder, prefix in documented.items():
+        names = [p.name for p in (study / folder).iterdir() if (p / "COMPLETE.json").is_file()] \
+            if (study / folder).is_dir() else []
+        assert folder == "models" or names, f"{study / folder}: no artefact"
+        for name in names:
+            assert re.fullmatch(re.escape(prefix) + "[0-9a-f]{16}", name), f"{block.where}: {folder}/{name}"

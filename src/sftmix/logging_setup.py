@@ -18,5 +18,7 @@ def configure(verbosity: int = 0) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
+    # Libraries that log their own housekeeping at INFO (matplotlib: "generated new
+    # fontManager" the first time it draws on a machine).
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

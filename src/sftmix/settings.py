@@ -9,6 +9,7 @@ The command line and the worker read the environment once, when they start
 | ``SFTMIX_LOG_LEVEL`` | logging level (a number) | the user |
 | ``SFTMIX_PROGRESS`` | ``0``: no progress bars (a log file, not a terminal) | the user, the SLURM node |
 | ``SFTMIX_DATA_DIR`` | where ``sftmix eval`` finds benchmark files | the user |
+| ``SFTMIX_ASK_OVER`` | the estimated time above which ``sftmix run`` asks for ``--yes`` (``2h``) | the user |
 | ``SFTMIX_JUDGE_BASE_URL``, ``SFTMIX_JUDGE_MODEL``, ``SFTMIX_JUDGE_API_KEY`` (or ``OPENAI_API_KEY``), ``SFTMIX_JUDGE_CACHE`` | the MT-Bench judge | the user |
 | ``SFTMIX_SECRETS`` | the secret options of a study's suites (a judge's key), for a worker | the executor, for its workers |
 | ``SFTMIX_CHECKPOINT_SIGNAL`` | the signal on which a stage checkpoints and stops | the SLURM node, for its stage |
@@ -41,6 +42,7 @@ class Settings:
     log_level: int | None = None
     progress: bool = True
     data_dir: Path | None = None
+    ask_over: str | None = None
     judge_base_url: str | None = None
     judge_model: str | None = None
     judge_api_key: str | None = field(default=None, repr=False)
@@ -61,6 +63,7 @@ class Settings:
             log_level=int(level) if level and level.lstrip("-").isdigit() else None,
             progress=env.get("SFTMIX_PROGRESS", "1") == "1",
             data_dir=Path(data_dir) if data_dir else None,
+            ask_over=_text(env, "SFTMIX_ASK_OVER"),
             judge_base_url=_text(env, "SFTMIX_JUDGE_BASE_URL"),
             judge_model=_text(env, "SFTMIX_JUDGE_MODEL"),
             judge_api_key=next((k for k in (_text(env, n) for n in JUDGE_API_KEYS) if k), None),

@@ -97,3 +97,21 @@ def test_hub_name_offline_says_how_to_use_a_local_file(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "hub dataset 'openai/gsm8k'" in proc.stderr
     assert "give its location as 'path:'" in proc.stderr
+
+
+def test_a_source_read_twice_is_reported_once(tmp_path: Path, rows: list[dict[str, str]],
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A command reads a source for its size, a tokenizer and a mixture: one INFO line; a
+    changed file is read (and reported) again."""
+    import logging
+
+    path = tmp_path / "once.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:20]))
+    spec = SourceSpec(name="once", path=str(path), format="gsm8k")
+    caplog.set_level(logging.INFO, logger="sftmix.data.sources")
+    for _ in range(3):
+        load_source(spec)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:30]))
+    load_source(spec)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "source once" in r.getMessage()]
+    assert said == ["source once: 20 read, 0 skipped, 20 kept", "source once: 30 read, 0 skipped, 30 kept"]

@@ -1,4 +1,4 @@
-"""A real one-node SLURM cluster for the SLURM executor's tests (started once, stopped at the end)."""
+"""A real two-node SLURM cluster on this host for the SLURM executor's tests (started once, stopped at the end)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    cluster = LoopbackCluster(tmp_path_factory.mktemp("slurm"))
+    # Two nodes on this host (a slurmd each, on its own port): multi-node jobs run too.
+    cluster = LoopbackCluster(tmp_path_factory.mktemp("slurm"), nodes=2)
     cluster.start()
     try:
         yield cluster

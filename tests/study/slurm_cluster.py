@@ -1,4 +1,5 @@
-"""A real one-node SLURM cluster on 127.0.0.1 for the tests: munged, slurmctld, slurmd.
+"""A real SLURM cluster on 127.0.0.1 for the tests: munged, slurmctld, and one slurmd per node
+(``nodes``: several nodes on this one host, each slurmd on its own port).
 
 Everything lives in one folder (configuration, keys, state, logs, sockets), on
 free ports, so it runs beside any cluster the machine may belong to and leaves
@@ -29,7 +30,6 @@ from pathlib import Path
 from sftmix.study.pool import _die_with_parent
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
-NODE = "node0"
 
 
 def missing_binaries() -> list[str]:
@@ -50,9 +50,10 @@ def _binary(name: str) -> str:
 
 
 class LoopbackCluster:
-    def __init__(self, root: Path, cpus: int = 8) -> None:
+    def __init__(self, root: Path, cpus: int = 8, nodes: int = 1) -> None:
         self.root = root
         self.cpus = cpus
+        self.nodes = [f"node{i}" for i in range(nodes)]
         self.conf = root / "slurm.conf"
         self.socket = root / "munge" / "munge.socket"
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -79,11 +80,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={self.socket},cred_expire=10
 StateSaveLocation={root / 'state'}
-SlurmdSpoolDir={root / 'spool'}
+SlurmdSpoolDir={root / 'spool' / '%n'}
 SlurmctldPidFile={root / 'slurmctld.pid'}
-SlurmdPidFile={root / 'slurmd.pid'}
+SlurmdPidFile={root / 'slurmd.%n.pid'}
 SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
-SlurmdLogFile={root / 'log' / 'slurmd.log'}
+SlurmdLogFile={root / 'log' / 'slurmd.%n.log'}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -99,9 +100,15 @@ InactiveLimit=0
 MessageTimeout=10
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} CPUs={self.cpus} RealMemory={memory} State=UNKNOWN
-PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
+{self._node_lines(memory)}PartitionName=debug Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE State=UP
 """)
+
+    def _node_lines(self, memory: int) -> str:
+        # Several nodes on one host: each slurmd listens on its own port (Port=).
+        ports = [f" Port={_free_port()}" if len(self.nodes) > 1 else "" for _ in self.nodes]
+        return "".join(f"NodeName={node} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()}{port} "
+                       f"CPUs={self.cpus} RealMemory={memory} State=UNKNOWN\n"
+                       for node, port in zip(self.nodes, ports, strict=True))
 
     def _start(self, *cmd: str) -> subprocess.Popen[bytes]:
         # The daemons die with the test process, even when it is killed before its teardown.
@@ -124,8 +131,12 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
         self._start(_binary("slurmctld"), "-D", "-i", "-f", str(self.conf))
         self._wait(lambda: self._ok("scontrol", "ping") and "UP" in self._out("scontrol", "ping"),
                    timeout, "slurmctld")
-        self._start(_binary("slurmd"), "-D", "-N", NODE, "-f", str(self.conf))
-        self._wait(lambda: self._out("sinfo", "-h", "-N", "-o", "%t").strip() in ("idle", "mix", "alloc"),
+        for node in self.nodes:
+            (root / "spool" / node).mkdir(parents=True, exist_ok=True)
+            self._start(_binary("slurmd"), "-D", "-N", node, "-f", str(self.conf))
+        self._wait(lambda: all(state in ("idle", "mix", "alloc") for state in
+                               self._out("sinfo", "-h", "-N", "-o", "%t").split()) and
+                   len(self._out("sinfo", "-h", "-N", "-o", "%t").split()) == len(self.nodes),
                    timeout, "slurmd")
 
     def _ok(self, *cmd: str) -> bool:

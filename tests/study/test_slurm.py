@@ -1,4 +1,5 @@
-"""The SLURM executor against a real one-node SLURM (munged, slurmctld, slurmd on 127.0.0.1).
+"""The SLURM executor against a real SLURM on 127.0.0.1 (munged, slurmctld, and two slurmd: two
+nodes on this host).
 
 The study is the small real one of ``test_crash.py``: a tiny Llama built from
 the study's own texts, real GSM8K / Code Alpaca / ShareGPT data, two stages with
@@ -43,7 +44,7 @@ executor:
   setup: {setup}
   model: {{cpus: 1}}
   mixture: {{cpus: 1}}
-  stage: {{cpus: {stage_cpus}, gpus: 0, processes: {processes}}}
+  stage: {{cpus: {stage_cpus}, gpus: 0, processes: {processes}, nodes: {nodes}}}
   eval: {{cpus: 1, gpus: 0}}
 runs:
   - name: dmt
@@ -56,11 +57,11 @@ TINY = TINY_TEMPLATE.format()
 
 
 def _write_study(folder: Path, data: Path, name: str, model: str = TINY, time_limit: str = "10:00",
-                 setup: str = "[]", processes: int = 1) -> Path:
+                 setup: str = "[]", processes: int = 1, nodes: int = 1) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
     path.write_text(STUDY.format(name=name, data=data, model=model, time=time_limit, setup=setup,
-                                 processes=processes, stage_cpus=processes))
+                                 processes=processes, stage_cpus=processes, nodes=nodes))
     return path
 
 
@@ -208,6 +209,32 @@ def test_warned_stage_requeues_itself_and_cancelled_stage_resumes_on_rerun(
     assert read_records(out)[second]["job_id"] != second_id
     resolved = json.loads((out / "stages" / second / "stage_config.json").read_text())
     assert resolved["resumed_from"], resolved
+    ours, theirs = _stages(out), _stages(reference)
+    for label in ("dmt.specialist", "dmt.general"):
+        a = load_file(ours[label] / "model.safetensors")
+        b = load_file(theirs[label] / "model.safetensors")
+        for name in a:  # two processes sum each gradient in another order than one
+            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_two_node_stage_trains_as_one_process(slurm_cluster: LoopbackCluster, reference: Path,
+                                                shared_data: Path, tmp_path: Path) -> None:
+    """Each stage asks for two nodes (``nodes: 2``): SLURM allocates both nodes of the
+    loopback cluster (two slurmd on this host), srun starts a launcher on each, and the two
+    gloo processes meet at the first node's address; the stages end with the weights of the
+    single-process local run."""
+    model = next((reference / "models").iterdir())
+    study = _write_study(tmp_path, shared_data, "twonode", model=f"path: {model}", nodes=2)
+    out = tmp_path / "out"
+    waited = _sftmix("run", study, "-o", out, "--wait")
+    assert re.search(r"jobs: \d+ done now, \d+ already complete, 0 failed", waited.stdout), waited.stdout
+    for key in (_stage_key(out, "dmt.specialist"), _stage_key(out, "dmt.general")):
+        shown = subprocess.run(["scontrol", "show", "job", read_records(out)[key]["job_id"]],
+                               capture_output=True, text=True).stdout
+        assert "NumNodes=2" in shown and "NodeList=node[0-1]" in shown, shown
+        assert (out / "logs" / f"{key}.log").is_file() and (out / "logs" / f"{key}.node1.log").is_file()
+        resolved = json.loads((out / "stages" / key / "stage_config.json").read_text())
+        assert resolved["world_size"] == 2, resolved
     ours, theirs = _stages(out), _stages(reference)
     for label in ("dmt.specialist", "dmt.general"):
         a = load_file(ours[label] / "model.safetensors")

@@ -215,3 +215,47 @@ def test_a_study_directory_with_a_newline_never_reaches_sbatch(tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "-o/--out" in proc.stderr and "control characters" in proc.stderr
     assert not record.exists() and not out.exists()
+
+
+def test_first_host_of_a_slurm_host_list() -> None:
+    from sftmix.study.slurm_node import first_host
+
+    assert first_host("node[0-1]") == "node0"
+    assert first_host("gpu-[017-020,031],login1") == "gpu-017"
+    assert first_host("a12,b[3-4]") == "a12"
+    assert first_host("rack[2-3]-n1") == "rack2-n1"
+
+
+def test_a_two_node_stage_starts_one_launcher_per_node_in_one_rendezvous(tmp_path: Path) -> None:
+    """What srun's task on each node runs: the same world, its own machine rank."""
+    from sftmix.study.slurm_node import NodeCommand
+
+    block = {**BLOCK, "stage": {"cpus": 8, "gpus": 4, "nodes": 2}}
+    study = StudyConfig.model_validate({**_study().model_dump(exclude={"executor"}), "executor": block})
+    executor = SlurmExecutor(study)
+    job = Job("s-abc", "stage", [], {}, tmp_path / "stages" / "s-abc", "dmt.general")  # type: ignore[arg-type]
+    params = executor.sbatch_options(job, study, [])
+    assert (params["nodes"], params["ntasks_per_node"], params["gpus_per_node"]) == (2, 1, 4)
+    task = executor.command(job, tmp_path)
+    assert isinstance(task, NodeCommand) and task.nodes == 2
+    commands = []
+    for node in ("0", "1"):
+        env = {"SLURM_NNODES": "2", "SLURM_NODEID": node, "SLURM_JOB_NODELIST": "node[7-8]",
+               "SLURM_JOB_ID": "123456", "MASTER_ADDR": "10.0.0.7"}
+        commands.append(task.command(env))
+    for rank, command in enumerate(commands):
+        given = dict(zip(command[3::2], command[4::2], strict=False))
+        assert given["--num_processes"] == "8" and given["--num_machines"] == "2"
+        assert given["--machine_rank"] == str(rank)
+        assert given["--main_process_ip"] == "10.0.0.7" and given["--main_process_port"] == str(20000 + 123456 % 20000)
+    with pytest.raises(RuntimeError, match="asked for 2 nodes and runs on 3"):
+        task.command({"SLURM_NNODES": "3", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "n[1-3]",
+                      "MASTER_ADDR": "n1"})
+
+
+def test_only_a_stage_may_ask_for_several_nodes() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="only a training stage runs on several nodes"):
+        ExecutorConfig.model_validate({"name": "slurm", "eval": {"nodes": 2}})
+    assert ExecutorConfig.model_validate({"name": "slurm", "stage": {"nodes": 4}}).kind("stage").nodes == 4

@@ -45,3 +45,24 @@ def test_quiet_trainer_swaps_the_dict_printing_and_filters_the_tied_head_warning
     verbose = Trainer(model=model, args=args)
     quiet_trainer(verbose, "s", verbose=True)
     assert any(isinstance(c, PrinterCallback) for c in verbose.callback_handler.callbacks)
+
+
+def test_a_heartbeat_at_the_first_step_then_every_interval_and_at_the_last(
+        monkeypatch, caplog) -> None:
+    from sftmix.train import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    caplog.set_level(logging.INFO, logger=progress.log.name)
+    callback = StepLineCallback("maths", every=30)
+    state = TrainerState(global_step=0, max_steps=10)
+    callback.on_train_begin(None, state, None)  # type: ignore[arg-type]
+    for step in range(1, 11):  # 10 s and 100 tokens a step
+        clock[0] += 10
+        state.global_step = step
+        callback.on_log(None, state, None, logs={"loss": 1.0, "tokens": 100, "epoch": step / 10})  # type: ignore[arg-type]
+    lines = [r.getMessage() for r in caplog.records if r.name == progress.log.name]
+    assert [line.split()[3] for line in lines] == ["1/10", "4/10", "7/10", "10/10"]
+    # The rate is over the steps since the line before: 300 tokens in 30 s.
+    assert "  10 tokens/s  " in lines[1] and lines[1].endswith("(40 s, about 60 s left)")
+    assert lines[-1].endswith("(100 s)")

@@ -39,6 +39,7 @@ from sftmix.errors import DataError, where
 from sftmix.hashing import file_sha256
 
 log = logging.getLogger(__name__)
+_REPORTED: set[tuple[object, ...]] = set()  # sources whose "read" line this process logged
 
 REASONS_KEPT = 5  # first reasons per kind of problem kept in the report
 
@@ -154,8 +155,13 @@ def _finish(loaded: LoadedSource) -> LoadedSource:
     if spec.filters:
         loaded.examples, loaded.filtered = apply_filters(loaded.examples, spec.filters, limit=REASONS_KEPT)
     mark_duplicates(loaded, REASONS_KEPT)
-    log.info("source %s: %d read, %d skipped, %d kept", spec.name, loaded.records_read, loaded.skipped,
-             len(loaded.examples))
+    counts = (loaded.records_read, loaded.skipped, len(loaded.examples))
+    # A command reads a source several times (its size for the plan, a tokenizer's texts, a
+    # mixture): the same file giving the same counts is said once per process.
+    seen = (spec.name, spec.path or spec.hub, loaded.sha256, counts)
+    log.log(logging.DEBUG if seen in _REPORTED else logging.INFO,
+            "source %s: %d read, %d skipped, %d kept", spec.name, *counts)
+    _REPORTED.add(seen)
     return loaded
 
 

@@ -13,6 +13,10 @@ from sftmix.errors import ConfigError, SftmixError
 
 if TYPE_CHECKING:
     from sftmix.config import Override
+    from sftmix.study.config import StudyConfig
+    from sftmix.study.executor import Executor
+    from sftmix.study.jobs import Job
+    from sftmix.study.plan import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", action="store_true", help="list every run with its stages")
     p.add_argument("--tokenizer", help="measure training tokens with this tokenizer (a model folder); "
                    "default: estimate from characters")
-    p.add_argument("--no-cost", action="store_true", help="skip reading the data for the token count")
+    p.add_argument("--no-cost", action="store_true", help="skip reading the data for the token count "
+                   "(and the time estimate)")
+    _estimate_options(p)
+    p.add_argument("-o", "--out", type=Path, help="the study directory whose complete jobs count as done "
+                   "and give their measured rates (default: studies/<name>, where it exists)")
+    p.add_argument("--executor", help="estimate for this executor (default: the study's)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the study file, as 'sftmix run --set' does, e.g. "
+                        "executor.stage.gpus=8; repeatable")
+    p.add_argument("--workers", type=at_least(1), help="local executor: jobs at a time (default: the study's)")
     p.set_defaults(func=_plan)
 
     p = sub.add_parser("run", help="run (or resume) a study: mixtures, training stages, evaluations")
@@ -40,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(the study's evaluation.<suite>.limit)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a study directory that holds another study")
+    _estimate_options(p)
+    p.add_argument("--yes", action="store_true", help="run without asking, whatever the estimate")
+    p.add_argument("--ask-over", metavar="DURATION", help="ask for --yes when the estimate is over this "
+                   "(30m, 2h, 1d; the wall time here, the total job time on SLURM; default: "
+                   "$SFTMIX_ASK_OVER, else 1h)")
+    p.add_argument("--dry-run", action="store_true", help="slurm: write every job's sbatch script into "
+                   "STUDY_DIR/slurm/dry-run/ and submit nothing")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("status", help="done / running / failed / pending work of a study directory")
@@ -52,16 +72,43 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 
+def _estimate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--throughput", action="append", default=[], metavar="WHAT=RATE",
+                   help="a rate for the time estimate, per job: train=TOKENS_PER_S (one stage), "
+                        "eval=TOKENS_PER_S (generated, one evaluation) or SUITE=RATE, e.g. "
+                        "gsm8k=2items/s; repeatable (default: the study's own finished jobs, else "
+                        "measured CPU rates or assumed GPU rates)")
+
+
 def _plan(args: argparse.Namespace) -> int:
+    from sftmix.config import parse_overrides
     from sftmix.study.cost import plan_cost
+    from sftmix.study.estimate import estimate_study
     from sftmix.study.load import load_study
     from sftmix.study.plan import build_plan
-    from sftmix.study.summary import plan_summary
+    from sftmix.study.summary import estimate_summary, plan_summary
 
-    plan = build_plan(load_study(args.study))
-    cost = None if args.no_cost else plan_cost(plan, args.tokenizer)
-    print(plan_summary(plan, list_runs=args.runs, cost=cost))
+    study = load_study(args.study, parse_overrides(args.settings))
+    if args.workers:
+        study.workers = args.workers
+    plan = build_plan(study)
+    plan.cost = None if args.no_cost else plan_cost(plan, args.tokenizer)
+    print(plan_summary(plan, list_runs=args.runs, cost=plan.cost))
+    if plan.cost is not None:
+        name = args.executor or study.executor.name
+        out = args.out or Path("studies") / study.name
+        est, jobs = estimate_study(plan, out, name, args.throughput)
+        print(estimate_summary(est, _headers(study, plan, out, jobs) if name == "slurm" else None))
     return 0
+
+
+def _headers(study: StudyConfig, plan: Plan, out: Path, jobs: dict[str, Job]) -> dict[str, list[str]]:
+    from sftmix.study.runner import StudyRun
+    from sftmix.study.slurm import SlurmExecutor
+    from sftmix.study.slurm_preview import kind_headers
+
+    run = StudyRun(study, out.resolve(), plan)
+    return kind_headers(SlurmExecutor(study), run, jobs)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -86,8 +133,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.wait and EXECUTORS.get(name).waits:
         raise SftmixError(f"--wait applies to executors that queue jobs (slurm); the {name} "
                           "executor always waits")
+    if args.dry_run and name != "slurm":
+        raise SftmixError(f"--dry-run writes the sbatch scripts of the slurm executor; this study runs on "
+                          f"{name} (give --executor slurm, or see the estimate with 'sftmix plan')")
     executor = make_executor(name, study, wait=args.wait)
-    outcome = run_study(study, out, executor)
+    plan = _estimated_plan(args, study, out, name)
+    if plan is None:
+        return 1
+    if args.dry_run:
+        return _dry_run(executor, study, out, plan)
+    outcome = run_study(study, out, executor, plan=plan)
     print(f"study directory: {out}")
     if outcome.queued:
         print(f"jobs: {len(outcome.queued)} queued or running on SLURM, {len(outcome.done)} done now, "
@@ -104,6 +159,37 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     print(f"results: sftmix results {out}")
     return 0 if outcome.ok else 1
+
+
+def _estimated_plan(args: argparse.Namespace, study: StudyConfig, out: Path, name: str) -> Plan | None:
+    """The checked plan, once its estimate is printed and, over the threshold, accepted;
+    None when the user said no."""
+    from sftmix.settings import current
+    from sftmix.study.confirm import confirm, threshold
+    from sftmix.study.estimate import estimate_study
+    from sftmix.study.runner import checked_plan
+    from sftmix.study.summary import estimate_summary
+
+    limit, set_by = threshold(args.ask_over, current().ask_over)
+    plan = checked_plan(study)
+    est, _ = estimate_study(plan, out, name, args.throughput)
+    print(estimate_summary(est, brief=True), flush=True)
+    if args.dry_run or confirm(est, limit, set_by, args.yes):
+        return plan
+    print("nothing was run")
+    return None
+
+
+def _dry_run(executor: Executor, study: StudyConfig, out: Path, plan: Plan) -> int:
+    from sftmix.study.runner import StudyRun
+    from sftmix.study.slurm import SlurmExecutor
+    from sftmix.study.slurm_preview import write_dry_run
+
+    assert isinstance(executor, SlurmExecutor)
+    folder, written, left = write_dry_run(executor, StudyRun(study, out.resolve(), plan))
+    print(f"dry run: {len(written)} sbatch scripts written to {folder} (index: {folder / 'index.tsv'}); "
+          f"{len(left)} jobs complete or already queued; nothing was submitted")
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> list[Override]:

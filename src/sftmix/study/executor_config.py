@@ -80,10 +80,12 @@ class ExecutorConfig(StrictModel):
 
     @model_validator(mode="after")
     def _known_kinds(self) -> ExecutorConfig:
-        for key in self.__pydantic_extra__ or {}:
+        for key, res in (self.__pydantic_extra__ or {}).items():
             if key not in KINDS:
                 raise FieldError((key,), key, "an executor setting or a job kind's resources; "
                                  f"job kinds: {', '.join(KINDS)} (check the spelling)")
+            if res.nodes > 1 and key != "stage":  # one task per node would run the job twice
+                raise FieldError((key, "nodes"), res.nodes, "1: only a training stage runs on several nodes")
         return self
 
     @model_validator(mode="after")

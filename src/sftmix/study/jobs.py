@@ -106,7 +106,8 @@ def build_jobs(plan: Plan, study_dir: Path) -> dict[str, Job]:
         add(key, "model", [], spec, f"base model {names[artefact(key)]}")
     for key, (mspec, recipe) in plan.mixtures.items():
         deps = after(mspec.replay.mixture) if mspec.replay else []
-        add(key, "mixture", deps, mspec, recipe.describe())
+        seed = f" (seed {recipe.seed})" if len(plan.study.seeds) > 1 else ""  # else two share a label
+        add(key, "mixture", deps, mspec, recipe.describe() + seed)
     for key in plan.stage_order():
         node = plan.stages[key]
         add(key, "stage", [node.mixture, *after(node.spec.parent)], node.spec, node.label)

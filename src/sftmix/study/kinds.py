@@ -34,10 +34,13 @@ class Resources(StrictModel):
 
     cpus: int = Field(1, ge=1, description="CPUs per job (sbatch --cpus-per-task)")
     gpus: int = Field(0, ge=0, description="GPUs per job (sbatch --gpus-per-node)")
+    nodes: int = Field(1, ge=1, description="nodes per job (sbatch --nodes); a stage's training "
+                                            "processes run on every node, in one rendezvous")
     mem_gb: float | None = Field(None, gt=0, description="memory per job; default: the partition's")
     time: str | None = Field(None, description="time limit; default: the executor's 'time'")
     processes: int | None = Field(
-        None, ge=1, description="training processes of a stage (accelerate launch); default: one per GPU")
+        None, ge=1, description="training processes of a stage on each node (accelerate launch); "
+                                "default: one per GPU")
     accelerate_config: str | None = Field(
         None, description="accelerate config file for multi-process stages (FSDP, DeepSpeed)")
     sbatch: dict[str, str | int | bool] = Field(default_factory=dict,

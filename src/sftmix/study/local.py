@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
@@ -24,11 +25,29 @@ from sftmix.study.priority import by_priority
 from sftmix.study.store import ResultsStore
 from sftmix.study.worker import failed_file
 
+# The logger of a stage's heartbeat lines (``sftmix.train.progress``; not imported here: it
+# brings transformers into the executor), and how often the executor passes them on.
+PROGRESS_LOGGER = "sftmix.train.progress"
+HEARTBEAT_SECONDS = 30.0
+
 if TYPE_CHECKING:
     from sftmix.study.config import StudyConfig
     from sftmix.study.runner import StudyRun
 
 log = logging.getLogger(__name__)
+
+
+def last_progress_line(path: Path) -> str | None:
+    """The message of the last progress line (a stage's heartbeat) in a job's log, if any."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 8192))
+            tail = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    marker = f" {PROGRESS_LOGGER}: "
+    found = next((line for line in reversed(tail) if marker in line), None)
+    return found.split(marker, 1)[1].strip() if found else None
 
 
 class LocalExecutor(Executor):
@@ -70,6 +89,7 @@ class _GraphLoop:
                 self._start_ready()
                 self._collect_finished()
                 self._block_dependents()  # before the end: the last failure blocks its dependents too
+                self.progress.heartbeat(self.jobs, self.running)
                 if not self.running and not self._ready():
                     break
                 time.sleep(self.poll_seconds)
@@ -130,14 +150,30 @@ class _GraphLoop:
 
 
 class _Progress:
-    """A bar on a terminal; elsewhere (a log file, CI) one plain line per finished job."""
+    """A bar on a terminal; elsewhere (a log file, CI) one plain line per finished job, and
+    every ``HEARTBEAT_SECONDS`` the latest progress line of each running job's log."""
 
     def __init__(self, run: StudyRun, total: int, finished: int) -> None:
         on_terminal = run.progress and sys.stderr.isatty()
         self.plain = run.progress and not on_terminal
+        self.run = run
         self.name, self.total, self.count = run.study.name, total, finished
         self.bar = tqdm(total=total, initial=finished, desc=run.study.name, unit="job",
                         disable=not on_terminal)
+        self._beat = time.monotonic()
+        self._shown: dict[str, str] = {}
+
+    def heartbeat(self, jobs: dict[str, Job], running: dict[str, Handle]) -> None:
+        if not self.plain or time.monotonic() - self._beat < HEARTBEAT_SECONDS:
+            return
+        self._beat = time.monotonic()
+        for key in running:
+            line = last_progress_line(self.run.log_file(key))
+            if line and self._shown.get(key) != line:
+                self._shown[key] = line
+                job = jobs[key]
+                named = line.startswith(f"{job.kind} {job.label}: ")  # a stage's line names it
+                log.info("%s: %s", self.name, line if named else f"{job.kind} {job.label}: {line}")
 
     def started(self, job: Job) -> None:
         self.bar.set_postfix_str(f"{job.kind}: {job.label}"[:60])

@@ -242,8 +242,8 @@ class Planner:
             training=resolve_settings(self.study.training, overrides or {}, seed=seed))
         key = job_key("stage", spec)
         if key not in self.plan.stages:
-            self.plan.stages[key] = StageNode(key, parent, model.name, recipe, mixture, spec,
-                                              label or recipe.describe())
+            # Unnamed stages are named once every run is known (``name_stages``).
+            self.plan.stages[key] = StageNode(key, parent, model.name, recipe, mixture, spec, label)
         return key
 
     def evaluation(self, model: ModelConfig, stage: str | None) -> list[str]:
@@ -290,7 +290,60 @@ def build_plan(study: StudyConfig, hash_files: bool = True) -> Plan:
             for name, block in study.designs.items():
                 DESIGNS.get(name).expand(pl, block, model, seed, suffix)
             _free_runs(pl, model, seed, suffix)
+    name_stages(pl.plan)
     return pl.plan
+
+
+def run_purpose(run: RunNode) -> str:
+    """What a run is for, in a few words: its strategy or design and the coordinates that its
+    data does not already say (``dmt k=1/8``, ``ratio a k=1/4``, ``scaling``)."""
+    coords = dict(run.coords)
+    words = [str(coords.pop("strategy", run.design))]
+    for name, value in coords.items():
+        if name in ("ability", "fraction"):
+            continue  # the stage's data says it
+        if name == "setup":
+            words.append(str(value))
+        else:
+            words.append(f"{name}={fmt_amount(value) if isinstance(value, float) else value}")
+    return " ".join(words)
+
+
+def name_stages(plan: Plan) -> None:
+    """Give every stage that its design did not name a label that says what it trains and what
+    for: ``general×1 (sequential, stage 3 of 3)``; a stage several runs share says so
+    (``code×1 + maths×1 (mixed-sequential, stage 1 of 2; shared by 4 runs)``), and the model and
+    seed are named when the study has several. Labels are unique within the plan."""
+    uses: dict[str, list[tuple[RunNode, int]]] = {}
+    for run in plan.runs:
+        for position, key in enumerate(run.stages):
+            uses.setdefault(key, []).append((run, position))
+    several = len(plan.study.models) > 1 or len(plan.study.seeds) > 1
+    for key, node in plan.stages.items():
+        if node.label or key not in uses:
+            node.label = node.label or node.recipe.describe()
+            continue
+        run, position = uses[key][0]
+        words = run_purpose(run)
+        if len(run.stages) > 1:
+            words += f", stage {position + 1} of {len(run.stages)}"
+        runs = {r.name for r, _ in uses[key]}
+        if len(runs) > 1:
+            words += f"; shared by {len(runs)} runs"
+        if several:
+            words += f"; {run.model}, seed {run.seed}"
+        node.label = f"{node.recipe.describe()} ({words})"
+    _unique_labels(plan)
+
+
+def _unique_labels(plan: Plan) -> None:
+    """A label two stages would share (names a design gave twice) gets the stage's key."""
+    seen: dict[str, int] = {}
+    for node in plan.stages.values():
+        seen[node.label] = seen.get(node.label, 0) + 1
+    for key, node in plan.stages.items():
+        if seen[node.label] > 1:
+            node.label = f"{node.label} [{key}]"
 
 
 def recipes_of(steps: list[Step], seed: int, amounts: dict[str, float] | None = None) -> list[Recipe]:

@@ -126,11 +126,12 @@ def evaluation_secrets(study: StudyConfig) -> dict[str, object]:
 
 
 def run_study(study: StudyConfig, study_dir: Path, executor: Executor | None = None,
-              progress: bool = True) -> Outcome:
+              progress: bool = True, plan: Plan | None = None) -> Outcome:
     """Run (or queue) every job of ``study`` that is not complete, on ``executor``
-    (default: the study's own). Secrets reach the workers through their environment only."""
+    (default: the study's own); ``plan``: its :func:`checked_plan`, when already made.
+    Secrets reach the workers through their environment only."""
     executor = executor or make_executor(study.executor.name, study)
-    run = StudyRun(study, study_dir.resolve(), checked_plan(study),
+    run = StudyRun(study, study_dir.resolve(), plan or checked_plan(study),
                    env=to_env(evaluation_secrets(study)), progress=progress)
     return run.finish(executor.run(run))
 

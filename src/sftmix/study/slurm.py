@@ -123,6 +123,8 @@ class SlurmExecutor(Executor):
             params["partition"] = cfg.partition
         if res.gpus:
             params["gpus_per_node"] = res.gpus
+        if res.nodes > 1:  # srun starts one task per node: each runs the launcher of its node
+            params.update(nodes=res.nodes, ntasks_per_node=1)
         return params
 
     def command(self, job: Job, study_dir: Path) -> NodeCommand:
@@ -132,6 +134,7 @@ class SlurmExecutor(Executor):
         command = NodeCommand(key=job.key, job_file=str(job_file(study_dir, job.key)),
                               log_file=str(log_file(study_dir, job.key)), cpus=res.cpus,
                               processes=processes, accelerate_config=res.accelerate_config,
+                              nodes=res.nodes if job.kind == "stage" else 1,
                               checkpoint_on_warning=job.kind == "stage" and self.config.warning_seconds > 0,
                               max_requeues=self.config.max_requeues)
         if self.config.python:
@@ -191,7 +194,7 @@ class SlurmExecutor(Executor):
             else:
                 ids[key] = self._submit(executor, job, run, [ids[d] for d in job.deps if d in ids])
                 submitted += 1
-        log.info("%d jobs submitted now, %d already in the queue, %d complete", submitted,
+        log.debug("%d jobs submitted now, %d already in the queue, %d complete", submitted,
                  len(ids) - submitted, len(outcome.skipped))
         return ids
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sftmix.study.cost import Cost
+from sftmix.study.estimate import Estimate
 from sftmix.study.plan import Plan
 
 
@@ -42,3 +43,46 @@ def _big(x: float) -> str:
 
 def _pct(a: float, b: float) -> str:
     return f"{100 * a / b:.0f}%" if b else "0%"
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.4 h``, ``2.1 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def estimate_summary(est: Estimate, headers: dict[str, list[str]] | None = None, brief: bool = False) -> str:
+    """The estimate as ``sftmix plan`` prints it (``brief``: the lines ``sftmix run`` prints)."""
+    rows = est.by_kind()
+    to_run = sum(r["to_run"] for r in rows.values())
+    gpu = sum(r["gpu_hours"] for r in rows.values())
+    cpu = sum(r["cpu_hours"] for r in rows.values())
+    hours = f"{gpu:,.1f} GPU-hours" if gpu else f"{cpu:,.1f} CPU-hours"
+    wall = (f"wall time: about {duration(est.wall_seconds)} ({est.wall_how}); "
+            f"{to_run} of {len(est.jobs)} jobs to run, {duration(est.job_seconds)} of job time, {hours}")
+    lines = [f"estimate on the {est.executor} executor ({est.machine}):"]
+    if brief:
+        lines.append("  " + wall)
+        lines += [f"  {what}: {rate.value:,.4g} {rate.unit} ({rate.source})" for what, rate in est.rates.items()]
+        return "\n".join(lines + [f"  {note}" for note in est.notes])
+    table = [("kind", "jobs", "to run", "each on", "longest job", "job time", "CPU-hours", "GPU-hours")]
+    for kind, r in rows.items():
+        table.append((kind, str(r["jobs"]), str(r["to_run"]), r["device"].describe(), duration(r["longest"]),
+                      duration(r["seconds"]), f"{r['cpu_hours']:,.2f}", f"{r['gpu_hours']:,.2f}"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 3) else cell.rjust(w)
+                                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+    lines.append("  " + wall)
+    lines.append("  rates (per job, on what it asks for):")
+    lines += [f"    {what}: {rate.value:,.4g} {rate.unit} ({rate.source})" for what, rate in est.rates.items()]
+    lines += [f"  {note}" for note in est.notes]
+    for kind, header in (headers or {}).items():
+        lines.append(f"  sbatch header, {kind} jobs:")
+        lines += [f"    {line}" for line in header]
+    return "\n".join(lines)

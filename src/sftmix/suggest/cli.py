@@ -6,7 +6,7 @@ import argparse
 import json
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sftmix.cli import at_least
 from sftmix.errors import SftmixError
@@ -147,12 +147,20 @@ def _optimise(args: argparse.Namespace) -> int:
     out = args.out or Path("studies") / f"{study.name}-optimise"
     # Each round needs its scores before the next is chosen: the executor waits for its jobs.
     executor = make_executor(args.executor or study.executor.name, study, wait=True)
-    opt = Optimiser(study, out, settings, executor)
-    result = opt.run()
-    for rec in result.rounds:
+    shown: set[int] = set()
+
+    def show(rec: dict[str, Any]) -> None:
+        """A round's scores as soon as it ends (flushed: stdout may be a file)."""
+        shown.add(rec["round"])
         for run, m in (rec.get("measured") or {}).items():
             print(f"round {rec['round']}: {run}: weighted {m['weighted']:.3f} "
-                  + " ".join(f"{a}={v:.3f}" for a, v in m["scores"].items()))
+                  + " ".join(f"{a}={v:.3f}" for a, v in m["scores"].items()), flush=True)
+
+    opt = Optimiser(study, out, settings, executor, on_round=show)
+    result = opt.run()
+    for rec in result.rounds:
+        if rec["round"] not in shown:  # rounds of an earlier command, resumed from their files
+            show(rec)
     print(f"stopped: {result.stop}; {len(result.rounds)} rounds, {result.tokens_spent / 1e6:.2f}M of "
           f"{budget / 1e6:.2f}M training tokens spent")
     if result.best:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,9 @@ def _check_settings(study_dir: Path, settings: Settings) -> None:
 
 class Optimiser:
     def __init__(self, study: StudyConfig, study_dir: Path, settings: Settings,
-                 executor: Executor | None = None, progress: bool = True) -> None:
+                 executor: Executor | None = None, progress: bool = True,
+                 on_round: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.on_round = on_round  # told of each round as it ends
         self.base = study.model_copy(deep=True)
         self.base.designs = {}
         self.base.runs = []
@@ -167,6 +170,8 @@ class Optimiser:
         record["tokens_spent"] = plan_tokens(study, self.stats)
         record["status"] = "done"
         write_json_atomic(folder(self.study_dir) / f"round-{n:03d}.json", record)
+        if self.on_round is not None:
+            self.on_round(record)
         return record
 
     def _observations(self, comps: list[Composition]) -> list[Observation]:
