@@ -26,6 +26,7 @@ import yaml
 from datasets import load_dataset
 
 from sftmix.data.sampling import amount_count
+from sftmix.errors import SftmixError
 from sftmix.study.config import StudyConfig
 from sftmix.study.cost import source_stats
 from sftmix.suggest.composition import Composition
@@ -149,3 +150,30 @@ def test_dmt_export_has_two_stages_with_the_replay(study: StudyConfig, tmp_path:
     _check_llamafactory(tmp_path, parts, sizes)
     _check_open_instruct(tmp_path, parts)
     _check_axolotl(tmp_path, parts, sizes)
+
+
+def test_exporting_again_replaces_the_previous_compositions_stage_configs(study: StudyConfig,
+                                                                          tmp_path: Path) -> None:
+    sizes = {a: x.examples for a, x in source_stats(study).items()}
+    export(Composition.dmt(dict.fromkeys(sizes, 1.0), 1 / 8, "general"), study, sizes, tmp_path)
+    assert (tmp_path / "axolotl" / "stage2_general_replay.yaml").is_file()
+    mine = tmp_path / "axolotl" / "my_notes.yaml"
+    mine.write_text("kept: true\n")
+    comp = Composition.multi_task({"maths": 1 / 4, "code": 1 / 4, "general": 1.0})
+    export(comp, study, sizes, tmp_path)
+    for tool in ("llamafactory", "open-instruct", "axolotl"):
+        stage_files = sorted(p.name for p in (tmp_path / tool).glob("*.yaml") if p != mine)
+        assert stage_files == ["mix.yaml"], (tool, stage_files)
+    assert mine.read_text() == "kept: true\n"  # not a file an export writes
+    info = json.loads((tmp_path / "llamafactory" / "dataset_info.json").read_text())
+    assert all(name.startswith("sftmix_mix_") for name in info)
+    counts = {a: amount_count(sizes[a], f) for a, f in comp.amounts.items()}
+    _check_axolotl(tmp_path, {"mix": counts}, sizes)
+
+
+def test_an_amount_no_tool_can_write_is_refused_before_any_file(study: StudyConfig, tmp_path: Path) -> None:
+    sizes = {a: x.examples for a, x in source_stats(study).items()}
+    comp = Composition.multi_task({"maths": 2.0, "code": 1.0, "general": 1.0})  # upsampling maths
+    with pytest.raises(SftmixError, match="axolotl export: maths needs"):
+        export(comp, study, sizes, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

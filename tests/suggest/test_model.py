@@ -8,41 +8,12 @@ import numpy as np
 import pytest
 
 from sftmix.suggest.composition import Composition, features_of
-from sftmix.suggest.law import LawFit
-from sftmix.suggest.model import Observation, fit_model, law_inputs, loo_predictions
-
-SIZES = {"maths": 2048, "code": 2048, "general": 2048}
-LEVELS = [1 / 8, 1 / 4, 1 / 2, 1.0]
-# Known laws (lo, span, mu, beta, delta, gamma, then tau from each other ability in SIZES' order),
-# shaped like the lab's abilities; half of every maths example counts as a code example (the lab's
-# code leans on maths data), and nothing else transfers.
-TRUE = {
-    "maths": np.array([0.02, 0.85, 9.8, 2.0, 3.0, 0.6, 0.0, 0.0]),
-    "code": np.array([0.00, 0.90, 10.2, 2.5, 3.5, 0.3, 0.5, 0.0]),
-    "general": np.array([0.05, 0.75, 9.5, 1.5, 1.0, -0.8, 0.0, 0.0]),
-}
+from sftmix.suggest.model import Observation, fit_model, loo_predictions
+from tests.suggest.synthetic import LEVELS, SIZES, TRUE, grid_compositions, observe, truth
 
 
 def _grid() -> list[Composition]:
-    mt = [Composition.multi_task(dict(zip(SIZES, f, strict=True))) for f in itertools.product(LEVELS, repeat=3)]
-    dmt = [Composition.dmt(dict.fromkeys(SIZES, 1.0), k, "general") for k in (0, 1 / 32, 1 / 8, 1 / 4, 1 / 2, 1)]
-    return mt + dmt
-
-
-def _truth(comp: Composition) -> dict[str, float]:
-    f = features_of(comp.recipes(), SIZES)
-    return {a: float(LawFit(t, 0).predict(law_inputs(a, [f], list(SIZES)))[0]) for a, t in TRUE.items()}
-
-
-def _observe(comps: list[Composition], noise: float, seed: int) -> list[Observation]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in comps:
-        truth = _truth(c)
-        out.append(Observation(c.name, features_of(c.recipes(), SIZES),
-                               {a: v + rng.normal(0, noise) for a, v in truth.items()},
-                               dict.fromkeys(truth, noise)))
-    return out
+    return grid_compositions()
 
 
 def test_law_recovers_known_curves_from_a_few_runs() -> None:
@@ -51,13 +22,13 @@ def test_law_recovers_known_curves_from_a_few_runs() -> None:
     # Two DMT runs with small replays, which are what tell the head start `delta` (with large ones the
     # specialist scores saturate, and smaller k would be an extrapolation).
     seen = [grid[i] for i in rng.choice(64, 14, replace=False)] + [grid[64 + 1], grid[64 + 3]]
-    model = fit_model(_observe(seen, 0.02, seed=2), list(SIZES), replicates=30, allow_gp=False)
+    model = fit_model(observe(seen, 0.02, seed=2), list(SIZES), replicates=30, allow_gp=False)
     unseen = [c for c in grid if c not in seen]
     feats = [features_of(c.recipes(), SIZES) for c in unseen]
     pred = model.predict(feats)
     for a in SIZES:
-        truth = np.array([_truth(c)[a] for c in unseen])
-        err = np.abs(pred[a] - truth)
+        expected = np.array([truth(c)[a] for c in unseen])
+        err = np.abs(pred[a] - expected)
         # Held-out compositions, predicted from 16 noisy runs: within a few points of the truth.
         assert np.mean(err) < 0.04, (a, float(np.mean(err)))
         assert np.max(err) < 0.15, (a, float(np.max(err)))
@@ -72,14 +43,14 @@ def test_law_recovers_known_curves_from_a_few_runs() -> None:
 def test_bootstrap_intervals_cover_the_truth() -> None:
     grid = _grid()
     seen = [*grid[::5], grid[65], grid[68]]
-    model = fit_model(_observe(seen, 0.03, seed=3), list(SIZES), replicates=60, allow_gp=False)
+    model = fit_model(observe(seen, 0.03, seed=3), list(SIZES), replicates=60, allow_gp=False)
     feats = [features_of(c.recipes(), SIZES) for c in grid]
     draws = model.draws(feats)
     covered, total = 0, 0
     for a in SIZES:
         lo, hi = np.percentile(draws[a], [2.5, 97.5], axis=0)
-        truth = np.array([_truth(c)[a] for c in grid])
-        covered += int(np.sum((truth >= lo - 0.02) & (truth <= hi + 0.02)))
+        expected = np.array([truth(c)[a] for c in grid])
+        covered += int(np.sum((expected >= lo - 0.02) & (expected <= hi + 0.02)))
         total += len(grid)
         assert np.all(hi >= lo)
     assert covered / total > 0.8
@@ -88,7 +59,7 @@ def test_bootstrap_intervals_cover_the_truth() -> None:
 def test_noiseless_scores_are_fitted_exactly() -> None:
     grid = _grid()
     seen = grid[::3] + grid[64:]
-    obs = _observe(seen, 0.0, seed=0)
+    obs = observe(seen, 0.0, seed=0)
     model = fit_model(obs, list(SIZES), replicates=2, allow_gp=False)
     pred = model.predict([o.features for o in obs])
     for a in SIZES:
@@ -104,15 +75,15 @@ def test_a_response_the_law_cannot_take_falls_back_to_the_gaussian_process() -> 
         f = features_of(c.recipes(), SIZES)
         x = np.log2(1 + f.last["maths"])
         bump = 0.8 * np.exp(-((x - 9.0) ** 2) / 0.5)
-        scores = {a: v + rng.normal(0, 0.01) for a, v in _truth(c).items()} | {"maths": float(bump)}
+        scores = {a: v + rng.normal(0, 0.01) for a, v in truth(c).items()} | {"maths": float(bump)}
         obs.append(Observation(c.name, f, scores, dict.fromkeys(SIZES, 0.01)))
     model = fit_model(obs, list(SIZES), replicates=5)
     m = model.models["maths"]
     assert m.kind == "gp" and m.loo_gp is not None and m.loo_law is not None and m.loo_gp < m.loo_law
     assert model.models["general"].kind == "law"
     held = loo_predictions(obs, ["general"])
-    truth = np.array([_truth(c)["general"] for c in comps[::3]])
-    assert np.max(np.abs(held["general"] - truth)) < 0.05
+    expected = np.array([truth(c)["general"] for c in comps[::3]])
+    assert np.max(np.abs(held["general"] - expected)) < 0.05
 
 
 def test_runs_that_all_score_the_same_still_fit() -> None:

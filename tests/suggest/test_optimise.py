@@ -26,9 +26,9 @@ from tests.study.tiny_study import ABILITIES, EVALUATION, MODELS, TRAINING
 pytestmark = pytest.mark.slow
 
 STUDY = "name: opt\n" + ABILITIES + MODELS + TRAINING + EVALUATION + "designs:\n  mixed: {{fractions: [1/64]}}\n"
-# A negative threshold never stops the loop early: it ends after --max-rounds.
+# A threshold of 0 stops the loop only when no run is worth its tokens, or after --max-rounds.
 ARGS = ["--fractions", "1/256,1/128", "--ks", "0", "--budget", "1G", "--max-rounds", "2", "--batch", "1",
-        "--threshold=-1", "--replicates", "10", "--weights", "maths=2,code=1,general=1"]
+        "--threshold", "0", "--replicates", "10", "--weights", "maths=2,code=1,general=1"]
 
 
 def _cmd(study: Path, out: Path, *extra: str) -> list[str]:

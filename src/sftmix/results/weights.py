@@ -8,7 +8,7 @@ from typing import Any
 from sftmix.errors import SftmixError
 
 
-def parse_weights(text: str | None, abilities: list[str]) -> dict[str, float]:
+def parse_weights(text: str | None, abilities: list[str], flag: str = "--weights") -> dict[str, float]:
     """``maths=1,code=1,general=2`` -> weights; abilities not named weigh 0; default all 1.
 
     An ability named twice, a weight that is not a finite number >= 0, or weights that
@@ -22,26 +22,30 @@ def parse_weights(text: str | None, abilities: list[str]) -> dict[str, float]:
         name, sep, value = part.partition("=")
         name = name.strip()
         if not sep or name not in abilities:
-            raise SftmixError(f"--weights: {part.strip()!r} is not '<ability>=<weight>' with one of "
+            raise SftmixError(f"{flag}: {part.strip()!r} is not '<ability>=<weight>' with one of "
                               f"the study's abilities ({', '.join(abilities)}); e.g. "
                               f"{','.join(f'{a}=1' for a in abilities)}")
         if name in named:
-            raise SftmixError(f"--weights: {name!r} is given twice in {text!r}; give each ability once")
+            raise SftmixError(f"{flag}: {name!r} is given twice in {text!r}; give each ability once")
         named.add(name)
         try:
             w = float(value)
         except ValueError:
-            raise SftmixError(f"--weights: the weight of {name!r} must be a number >= 0, found {value.strip()!r}") from None
+            raise SftmixError(f"{flag}: the weight of {name!r} must be a number >= 0, found {value.strip()!r}") from None
         if not math.isfinite(w) or w < 0:
-            raise SftmixError(f"--weights: the weight of {name!r} must be a number >= 0, found {value.strip()!r}")
+            raise SftmixError(f"{flag}: the weight of {name!r} must be a number >= 0, found {value.strip()!r}")
         weights[name] = w
     total = sum(weights.values())
     if not math.isfinite(total) or total <= 0:
-        raise SftmixError(f"--weights: at least one weight must be > 0, and their sum finite; found {text!r}")
+        raise SftmixError(f"{flag}: at least one weight must be > 0, and their sum finite; found {text!r}")
     return weights
 
 
 def weighted(scores: dict[str, Any], weights: dict[str, float]) -> Any:
-    """``sum w_a s_a / sum w_a`` over the weighted abilities (scores may be arrays)."""
+    """``sum w_a s_a / sum w_a`` over the weighted abilities (scores may be arrays).
+
+    Each weight is divided by the sum first: weights near the largest float (``1e308``) times
+    scores above 1 would overflow to infinity the other way round.
+    """
     total = sum(weights.values())
-    return sum(weights[a] * scores[a] for a in weights if weights[a]) / total
+    return sum((weights[a] / total) * scores[a] for a in weights if weights[a])

@@ -15,6 +15,7 @@ before it (``prior``): what the study recorded that its stages trained on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -37,6 +38,11 @@ class Features:
 
     def total_last(self) -> float:
         return sum(self.last.values())
+
+    def position(self, abilities: list[str]) -> list[float]:
+        """Coordinates for distances between runs: log2(1 + examples) of each ability, last and before."""
+        return ([math.log2(1.0 + self.last.get(a, 0.0)) for a in abilities]
+                + [math.log2(1.0 + self.prior.get(a, 0.0)) for a in abilities])
 
     def key(self) -> tuple[Any, ...]:
         return (tuple(sorted((a, round(v)) for a, v in self.last.items())),

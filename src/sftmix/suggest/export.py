@@ -21,22 +21,48 @@ has two stages and each tool gets two configs (``stage1_specialist`` and
 ``stage2_general_replay``, after the strategy's steps): none of them chains stages in one run, so train the second
 from the first's output. The replayed specialist data in stage 2 are drawn
 from the whole source, which is stage 1's data when stage 1 used all of it.
+
+The folder is checked before anything is fitted or written (:func:`check_export_dir`),
+every amount is checked before the first file is written, and exporting again
+into the same folder removes the stage configs of the composition exported there
+before (a DMT export's two stages would otherwise sit beside a multi-task mix).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sftmix.artifacts import write_text_atomic
+from sftmix.artifacts import check_output_dir, write_text_atomic
 from sftmix.errors import SftmixError
 from sftmix.study.config import StudyConfig
 from sftmix.suggest.composition import Composition
 
 TOOLS = ("llamafactory", "open-instruct", "axolotl")
+# The stage configs an export writes (``mix.yaml``, ``stage<i>_<step>.yaml``): only these are
+# removed when another composition is exported into the same folder.
+STAGE_FILE = re.compile(r"^(mix|stage\d+_[A-Za-z0-9_]+)\.yaml$")
+
+
+def check_export_dir(out: Path, flag: str = "--export") -> None:
+    """``out`` can hold an export: a folder (or nothing yet) on a file system that takes new files.
+
+    Checked by making and removing an empty folder in the nearest existing ancestor, so that
+    ``/proc/x`` or ``/sys/x`` is refused before any work, and nothing is left behind.
+    """
+    check_output_dir(out, flag)
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sftmix-check-", dir=existing))
+    except OSError as exc:
+        raise SftmixError(f"{flag} {out}: cannot write there ({existing}: {exc.strerror}); expected a folder "
+                          "on a file system that takes new files") from None
 
 
 def stages(comp: Composition, sizes: dict[str, int]) -> list[tuple[str, dict[str, int]]]:
@@ -126,6 +152,15 @@ def open_instruct(comp: Composition, parts: list[tuple[str, dict[str, int]]], fi
     return written
 
 
+def check_amounts(parts: list[tuple[str, dict[str, int]]], sizes: dict[str, int]) -> None:
+    """Every amount can be written for every tool (before the first file is)."""
+    for _, counts in parts:
+        for ability, count in counts.items():
+            if count > sizes[ability]:
+                raise SftmixError(f"axolotl export: {ability} needs {count} of its {sizes[ability]} records "
+                                  "(upsampling), which axolotl's weight (at most 1) cannot express")
+
+
 def axolotl(comp: Composition, parts: list[tuple[str, dict[str, int]]], files: dict[str, Path],
             sizes: dict[str, int], out: Path) -> list[Path]:
     written = []
@@ -133,9 +168,6 @@ def axolotl(comp: Composition, parts: list[tuple[str, dict[str, int]]], files: d
         datasets = []
         for ability, count in counts.items():
             weight = count / sizes[ability]
-            if weight > 1:
-                raise SftmixError(f"axolotl export: {ability} needs {count} of its {sizes[ability]} records "
-                                  "(upsampling), which axolotl's weight (at most 1) cannot express")
             datasets.append({"path": str(files[ability].resolve()), "ds_type": "json",
                              "type": "chat_template", "field_messages": "messages",
                              "weight": round(weight, 6)})
@@ -152,6 +184,7 @@ def axolotl(comp: Composition, parts: list[tuple[str, dict[str, int]]], files: d
 def export(comp: Composition, study: StudyConfig, sizes: dict[str, int], out: Path) -> list[Path]:
     """Write the data and the three tools' configs for ``comp`` under ``out``; returns the files."""
     parts = stages(comp, sizes)
+    check_amounts(parts, sizes)
     files = write_sources(study, out)
     written = list(files.values())
     written += llamafactory(comp, parts, files, out)
@@ -164,4 +197,16 @@ def export(comp: Composition, study: StudyConfig, sizes: dict[str, int], out: Pa
                          "axolotl": "weight: fraction of the dataset kept (<= 1)"}}
     path = out / "composition.json"
     write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    remove_stale(out, set(written))
     return [*written, path]
+
+
+def remove_stale(out: Path, written: set[Path]) -> list[Path]:
+    """Stage configs of an earlier export into ``out`` that this one did not write."""
+    removed = []
+    for tool in TOOLS:
+        for path in sorted((out / tool).glob("*.yaml")):
+            if STAGE_FILE.match(path.name) and path not in written:
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -101,6 +101,9 @@ class LawFit:
     theta: np.ndarray
     cost: float
     names: tuple[str, ...] = PARAMS
+    # Parameters the runs themselves determine: the trace of the fit's hat matrix, between 0
+    # (the priors decide everything) and the number of parameters (the priors decide nothing).
+    dof: float = 0.0
 
     def predict(self, inp: LawInputs) -> np.ndarray:
         return law(self.theta, inp)
@@ -149,6 +152,13 @@ def fit_law(inp: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarray | N
     for s0 in starts:
         res = least_squares(residuals, s0, bounds=(lower, upper), method="trf", max_nfev=400)
         if best is None or res.cost < best.cost:
-            best = LawFit(res.x, float(res.cost), inp.names())
+            best = LawFit(res.x, float(res.cost), inp.names(), _dof(np.asarray(res.jac), len(y)))
     assert best is not None
     return best
+
+
+def _dof(jac: np.ndarray, n: int) -> float:
+    """The trace of the hat matrix J_data (J'J)^-1 J_data' of a fit whose Jacobian stacks ``n`` data
+    rows over the prior rows: the effective number of parameters the data fix."""
+    info = jac.T @ jac
+    return float(np.trace(jac[:n] @ np.linalg.pinv(info) @ jac[:n].T))

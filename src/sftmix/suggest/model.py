@@ -11,22 +11,41 @@ Uncertainty comes from a bootstrap over runs and evaluation items: each replicat
 resamples the runs with replacement and perturbs every score by its own
 evaluation error (the half-width of its 95% item-bootstrap interval / 1.96),
 then refits. A Gaussian-process ability draws from its posterior instead.
+
+Those draws are of a composition's *expected* score. A run that is trained and
+evaluated scores that plus its own noise: the evaluation's sampling error and
+whatever moves a single run (the seed) beyond it, which one seed per run cannot
+separate from a misfit of the law. :meth:`ResponseModel.predictive` adds a
+normal error per ability whose size is the scatter of the runs about the law
+(the residuals' sum of squares over the runs less the parameters they fix, the
+trace of the fit's hat matrix), never less than the runs' own evaluation error.
+Those are the intervals ``suggest`` prints and the suggest bench checks for
+coverage on runs the fit never saw.
+
+:func:`degenerate` says when a fit cannot be trusted at all: an ability that
+scored the same in every run (or differs by less than its evaluation error),
+or fewer distinct runs than the law has parameters that no prior carries.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sftmix.results.pool import Z95
 from sftmix.suggest.composition import Features
-from sftmix.suggest.law import LawFit, LawInputs, fit_law
+from sftmix.suggest.law import NOISE_FLOOR, LawFit, LawInputs, fit_law
 
 log = logging.getLogger(__name__)
 
 GP_MARGIN = 0.8  # the GP replaces the law when its leave-one-out error is below 0.8x the law's
+# The law's parameters that no prior carries (floor, rise, midpoint): a fit needs at least
+# this many distinct compositions before its curve says anything beyond the priors.
+FREE_PARAMS = 3
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,7 @@ class Observation:
     features: Features
     scores: dict[str, float]
     se: dict[str, float]
+    tokens: float | None = None  # training tokens of its distinct stages, as the study recorded them
 
 
 def law_inputs(ability: str, feats: list[Features], abilities: list[str]) -> LawInputs:
@@ -79,6 +99,7 @@ class AbilityModel:
     loo_law: float | None = None  # leave-one-out RMSE
     loo_gp: float | None = None
     replicates: list[np.ndarray] = field(default_factory=list)  # bootstrap law parameters
+    noise: float = 0.0  # sd of one run's measured score around its expected score
 
 
 @dataclass
@@ -88,6 +109,7 @@ class ResponseModel:
     observations: list[Observation]
     replicates: int = 100
     seed: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def _bound(self, ability: str, values: np.ndarray) -> np.ndarray:
         """Scores measured within [0, 1] (accuracies, pass rates) are predicted within it too."""
@@ -115,6 +137,18 @@ class ResponseModel:
                 x = gp_inputs(self.abilities, feats)
                 out[a] = self._bound(a, m.gp.sample_y(x, n_samples=self.replicates,  # type: ignore[attr-defined]
                                                       random_state=self.seed).T)
+        return out
+
+    def predictive(self, draws: dict[str, np.ndarray], seed: int | None = None) -> dict[str, np.ndarray]:
+        """What a trained run would *measure*: the expected-score draws plus one run's noise.
+
+        (A Gaussian-process ability's posterior draws hold its fitted noise already.)
+        """
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        out = {}
+        for a, d in draws.items():
+            m = self.models[a]
+            out[a] = self._bound(a, d + rng.normal(0.0, m.noise, d.shape)) if m.kind == "law" else d
         return out
 
 
@@ -164,8 +198,45 @@ def fit_model(observations: list[Observation], abilities: list[str], replicates:
             idx = rng.integers(0, n, n)
             y_b = y[idx] + rng.normal(0.0, 1.0, n) * se[idx]
             m.replicates.append(fit_law(inp.take(idx), y_b, se[idx], law.theta).theta)
+        m.noise = run_noise(law, inp, y, se)
         models[a] = m
-    return ResponseModel(abilities, models, observations, replicates, seed)
+    return ResponseModel(abilities, models, observations, replicates, seed, degenerate(observations, abilities))
+
+
+def run_noise(law: LawFit, inp: LawInputs, y: np.ndarray, se: np.ndarray) -> float:
+    """The sd of a new run's measured score around the law: the runs' scatter about it, on the
+    degrees of freedom the fit leaves (at least one), and at least their own evaluation error."""
+    evaluation = float(np.sqrt(np.mean(np.square(se)))) if len(se) else 0.0
+    rss = float(np.sum(np.square(law.predict(inp) - y)))
+    scatter = math.sqrt(rss / max(len(y) - law.dof, 1.0))
+    return max(evaluation, scatter, NOISE_FLOOR)
+
+
+def degenerate(observations: list[Observation], abilities: list[str]) -> list[str]:
+    """Why a fit says little: an ability constant (or within its evaluation error) across the runs,
+    an ability whose own amount never changes, or too few distinct runs for the law."""
+    out = []
+    distinct = {o.features.key() for o in observations}
+    if len(distinct) < FREE_PARAMS:
+        out.append(f"{len(distinct)} distinct composition(s) for the law's {FREE_PARAMS} parameters that no "
+                   "prior carries (floor, rise, midpoint): every curve is the priors' guess; run more "
+                   "compositions before trusting a recommendation")
+    for a in abilities:
+        y = np.array([o.scores[a] for o in observations])
+        se = np.array([o.se.get(a, 0.0) for o in observations])
+        spread, err = float(np.ptp(y)), float(np.sqrt(np.mean(np.square(se))))
+        amounts = {round(o.features.last.get(a, 0.0)) for o in observations}
+        if spread == 0:
+            out.append(f"{a} scored {y[0]:.3f} in every one of the {len(y)} runs: nothing tells how it responds "
+                       "to its data, so its predictions are that constant and its intervals come from the "
+                       "evaluation error alone (a model that learnt nothing, or a benchmark too hard for it)")
+        elif spread < 2 * Z95 * err:
+            out.append(f"{a}'s scores differ by {spread:.3f} across the runs, less than their own 95% evaluation "
+                       f"interval (about +-{Z95 * err:.3f}): the fit cannot tell its response from noise "
+                       "(evaluate on more items)")
+        elif len(amounts) < 2:
+            out.append(f"{a}'s own amount is the same in every run: its slope and midpoint rest on the priors")
+    return out
 
 
 def loo_predictions(observations: list[Observation], abilities: list[str]) -> dict[str, np.ndarray]:

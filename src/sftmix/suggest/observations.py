@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sftmix.errors import SftmixError
 from sftmix.results.data import StudyResults, load_results
-from sftmix.results.pool import Z95
+from sftmix.results.pool import Z95, run_group
 from sftmix.suggest.composition import features_of_stages
 from sftmix.suggest.model import Observation
 
@@ -57,6 +57,7 @@ def observations(res: StudyResults, model: str | None = None,
         raise SftmixError(f"--model: {model!r} is not one of the study's models "
                           f"({', '.join(m.name for m in res.study.models)})")
     chains = res.chains(model)
+    tokens = _run_tokens(res, model)
     primary = res.primary
     primary = primary[primary["model"] == model]
     abilities = res.abilities
@@ -77,8 +78,20 @@ def observations(res: StudyResults, model: str | None = None,
             scores[ability] = float(values.mean())
             se[ability] = (sum(x * x for x in halves) ** 0.5 / len(rows)) if halves else 0.0
         else:
-            out.append(Observation(str(group), features_of_stages(chains[str(group)], abilities), scores, se))
+            out.append(Observation(str(group), features_of_stages(chains[str(group)], abilities), scores, se,
+                                   tokens.get(str(group))))
     log.debug("%d runs with every ability's score", len(out))
+    return out
+
+
+def _run_tokens(res: StudyResults, model: str) -> dict[str, float]:
+    """Run (without its seed) -> the training tokens of its stages, as the study recorded them
+    (what the run costs trained from scratch; a stage shared with another run counts in both)."""
+    out: dict[str, float] = {}
+    for run, keys in res.run_stages.items():
+        group = run_group(run)
+        if group.endswith(f"/{model}") and keys and all(k in res.stage_data for k in keys):
+            out.setdefault(group, sum(res.stage_data[k][1] for k in keys))
     return out
 
 
