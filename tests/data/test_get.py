@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from sftmix.bundled import bundled_dir
 from sftmix.cli import main
 from sftmix.data.get import MANIFEST
 from sftmix.data.sources import load_source
 from sftmix.data.spec import SourceSpec
-from sftmix.bundled import bundled_dir
 from sftmix.hashing import file_sha256
 from sftmix.study.load import load_study
 
