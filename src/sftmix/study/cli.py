@@ -259,8 +259,8 @@ def _train(args: argparse.Namespace) -> int:
     translated, origins = spellings.schedule_with_origins(data)
     config = validate(ScheduleConfig, translated, source)
     base_dir = args.config.resolve().parent
+    study = to_study(config, args.config.stem, base_dir, source)  # the settings' problems first
     check_files(config, base_dir, source, origins)
-    study = to_study(config, args.config.stem, base_dir, source)
     # Every stage's settings and every file, before any work (no line numbers: the fields
     # checked are the study's, which the schedule file does not spell out).
     check_study(study, Source(source.name, None, source.overrides))
