@@ -118,3 +118,26 @@ def test_summarise_honours_item_weights_and_compare_results() -> None:
     better = [_result(0, {"inst": 1.0}), _result(1, {"inst": 1.0})]
     cmp = compare_results(results, better, "inst")
     assert cmp.diff == 0.5 and cmp.b_better == 1 and cmp.a_better == 0
+
+
+def test_a_proportion_at_its_bound_gets_an_interval_that_is_not_a_point() -> None:
+    from scipy.stats import binomtest
+
+    from sftmix.eval.base import Metric
+    from sftmix.eval.stats import metric_interval
+
+    accuracy = Metric("accuracy")
+    none = metric_interval([0.0] * 100, [1.0] * 100, accuracy)
+    assert (none.mean, none.ci_low) == (0.0, 0.0) and 0.03 < none.ci_high < 0.04
+    every = metric_interval([1.0] * 100, [1.0] * 100, accuracy)
+    assert every.ci_high == 1.0 and 0.96 < every.ci_low < 0.97
+    # Binary items get the Wilson interval, close to the exact one for a middling proportion.
+    half = metric_interval([1.0] * 30 + [0.0] * 70, [1.0] * 100, accuracy)
+    exact = binomtest(30, 100).proportion_ci(method="wilson")
+    assert (half.ci_low, half.ci_high) == pytest.approx((exact.low, exact.high), abs=1e-9)
+    # Items that all agree on a value inside the range: Wilson over the range, not a point.
+    same = metric_interval([0.5] * 10, [1.0] * 10, accuracy)
+    assert same.ci_low < 0.5 < same.ci_high
+    # A 1-10 score whose items agree is scaled to its range.
+    score = metric_interval([10.0] * 20, [1.0] * 20, Metric("score", low=1, high=10))
+    assert score.ci_high == 10.0 and 1 < score.ci_low < 10

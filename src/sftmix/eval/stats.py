@@ -8,6 +8,14 @@ item-difficulty variance that both share. For binary metrics an exact
 two-sided sign test on the discordant items (McNemar's exact test) gives a
 p-value that does not depend on resampling at all.
 
+A score whose items are all right or all wrong is still uncertain: 0 out of 100
+does not mean the model never succeeds. A metric whose per-item values are only
+its two bounds (accuracy, pass@1 from one sample, a prompt-level verdict) gets
+the Wilson score interval, which never collapses to a point at either end (0 of
+100: [0, 0.037]); so does any other metric whose bootstrap would collapse
+because every item has the same value (the proportion taken over its declared
+range, with the items' effective number under weights).
+
 Missing values (NaN: a judge that failed to answer, an item not scored) are
 excluded and counted, never treated as 0.
 
@@ -99,6 +107,43 @@ def bootstrap_ci(values: Iterable[float], *, weights: Iterable[float] | None = N
     return Interval(mean, float(low), float(high), len(x), n_missing)
 
 
+def wilson_interval(p: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p`` observed over ``n`` trials."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # At p = 0 (or 1) the bound is 0 (or 1) exactly; rounding would leave 1e-18.
+    low = 0.0 if p <= 0 else max(0.0, centre - half)
+    high = 1.0 if p >= 1 else min(1.0, centre + half)
+    return low, high
+
+
+def metric_interval(values: Sequence[float], weights: Sequence[float], metric: Metric, *,
+                    resamples: int = DEFAULT_RESAMPLES, confidence: float = 0.95,
+                    seed: int = 0) -> Interval:
+    """A metric's mean with its 95% interval: Wilson where the items take only the metric's
+    bounds or all agree (see the module), else the bootstrap over items."""
+    x = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    keep = ~np.isnan(x) & (w > 0)
+    bounded = math.isfinite(metric.low) and math.isfinite(metric.high) and metric.high > metric.low
+    binary = bounded and keep.any() and bool(np.isin(x[keep], (metric.low, metric.high)).all())
+    if not binary:
+        boot = bootstrap_ci(values, weights=weights, resamples=resamples, confidence=confidence, seed=seed)
+        if not bounded or boot.n == 0 or boot.ci_low < boot.ci_high:
+            return boot
+    x, w = x[keep], w[keep]
+    span = metric.high - metric.low
+    p = float(np.clip(((w * x).sum() / w.sum() - metric.low) / span, 0.0, 1.0))
+    n_eff = float(w.sum() ** 2 / (w * w).sum())
+    low, high = wilson_interval(p, n_eff, confidence)
+    return Interval(metric.low + p * span, metric.low + low * span, metric.low + high * span,
+                    int(keep.sum()), int(np.isnan(np.asarray(values, dtype=float)).sum()))
+
+
 def sign_test_p(successes: int, failures: int) -> float:
     """Exact two-sided binomial test of ``successes`` vs ``failures`` under p = 1/2."""
     n = successes + failures
@@ -157,7 +202,7 @@ def summarise(results: Sequence[ItemResult], metrics: Sequence[Metric], *,
     for k, metric in enumerate(metrics):
         values, weights = metric_values(results, metric.name)
         # A distinct stream per metric, so intervals of different metrics are not coupled.
-        interval = bootstrap_ci(values, weights=weights, resamples=resamples, seed=seed + k)
+        interval = metric_interval(values, weights, metric, resamples=resamples, seed=seed + k)
         summary[metric.name] = {**interval.to_dict(), "higher_is_better": metric.higher_is_better}
     return summary
 
