@@ -59,10 +59,10 @@ def _refused(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) 
     (["--budget", "nan"], "--budget: expected a finite number of tokens > 0"),
     (["--budget", "inf"], "--budget: expected a finite number of tokens > 0"),
     (["--budget=-3M"], "--budget: expected a finite number of tokens > 0"),
-    (["--floor", "maths=nan"], "--floor: the floor of 'maths' must be a finite score"),
+    (["--floor", "maths=nan"], "--floor: the floor of 'maths' must be a finite scaled score"),
     (["--floor", "poetry=1"], "--floor: 'poetry=1' is not '<ability>=<score>'"),
-    (["--export", "/proc/x"], "--export /proc/x: cannot write there (/proc"),
-    (["--export", "/sys/x"], "--export /sys/x: cannot write there (/sys"),
+    (["--export", "/proc/x"], "--export /proc/x: cannot write in /proc"),
+    (["--export", "/sys/x"], "--export /sys/x: cannot write in /sys"),
 ])
 def test_bad_input_is_explained(one_run: Path, args: list[str], message: str,
                                 capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +107,7 @@ evaluation: {{gsm8k: {{path: {shared_data}/gsm8k/test.jsonl}}}}
     (["--budget", "1M", "--threshold", "nan"], "--threshold: expected a finite expected gain >= 0"),
     (["--budget", "1M", "--threshold=-1"], "--threshold: expected a finite expected gain >= 0"),
     (["--budget", "1M", "--threshold", "inf"], "--threshold: expected a finite expected gain >= 0"),
-    (["--budget", "1M", "--floor", "maths=high"], "--floor: the floor of 'maths' must be a finite score"),
+    (["--budget", "1M", "--floor", "maths=high"], "--floor: the floor of 'maths' must be a finite scaled score"),
     (["--budget", "1M", "--weights", "maths=1,maths=5"], "--weights: 'maths' is given twice"),
 ])
 def test_optimise_bad_numbers(study_file: Path, tmp_path: Path, args: list[str], message: str,
@@ -123,7 +123,7 @@ def test_optimise_output_must_be_a_folder_it_may_use(study_file: Path, tmp_path:
     _refused(["optimise", str(study_file), "--budget", "1M", "-o", str(target)],
              f"-o/--out {target}: not a folder", capsys)
     assert target.read_text() == "mine\n"
-    _refused(["optimise", str(study_file), "--budget", "1M", "-o", "/proc/x"], "cannot write there", capsys)
+    _refused(["optimise", str(study_file), "--budget", "1M", "-o", "/proc/x"], "-o/--out /proc/x: cannot write in /proc", capsys)
     # Another study's directory, and this study's own directory of 'sftmix run': left as they are.
     before = _snapshot(one_run)
     _refused(["optimise", str(study_file), "--budget", "1M", "-o", str(one_run)],
