@@ -92,7 +92,7 @@ def test_user_named_abilities_get_their_panels(tmp_path: Path, shared_data: Path
     assert rq1.produced and {o.column for o in rq1.overlays} == {"gsm8k"}
     assert figures.mixed_figure(res).produced
     report = build_report(res, tsne_queries=0)
-    assert report.table("recommendation").columns[4:6] == ["arithmetic (normalised)", "chat (normalised)"]
+    assert report.table("recommendation").columns[4:6] == ["arithmetic (scaled)", "chat (scaled)"]
     assert report.figure("tradeoff").produced
 
 

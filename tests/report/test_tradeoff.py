@@ -1,4 +1,4 @@
-"""The trade-off on a study with hand-set results: normalisation, Pareto front, recommendation."""
+"""The trade-off on a study with hand-set results: scaled scores, Pareto front, recommendation."""
 
 from __future__ import annotations
 
@@ -38,14 +38,15 @@ def hand(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> StudyRe
     return load_results(study.dir)
 
 
-def test_normalised_points_and_front(hand: StudyResults) -> None:
+def test_scaled_points_and_front(hand: StudyResults) -> None:
+    """GSM8K's accuracy is its own scaled score; MT-Bench's s is (s - 1) / 9, whatever the other runs scored."""
     pts, excluded = points(hand)
     assert excluded == []
     by = {p.run: p for p in pts}
-    assert by["runs/r1/m"].score == pytest.approx({"maths": 1.0, "general": 0.0})
-    assert by["runs/r3/m"].score == pytest.approx({"maths": 0.9, "general": 0.9})
-    assert by["runs/r4/m"].score == pytest.approx({"maths": 0.4, "general": 0.2})
-    assert by["runs/r3/m"].low == pytest.approx({"maths": 0.1, "general": 0.1})
+    assert by["runs/r1/m"].score == pytest.approx({"maths": 0.6, "general": 1 / 9})
+    assert by["runs/r3/m"].score == pytest.approx({"maths": 0.55, "general": 5.5 / 9})
+    assert by["runs/r4/m"].score == pytest.approx({"maths": 0.3, "general": 2 / 9})
+    assert by["runs/r3/m"].low == pytest.approx({"maths": 0.05, "general": 0.5 / 9})
     assert {p.run for p in pts if p.pareto} == {"runs/r1/m", "runs/r2/m", "runs/r3/m"}
 
 
@@ -53,12 +54,13 @@ def test_equal_weights_pick_the_balanced_run(hand: StudyResults) -> None:
     t = recommend(hand, {"maths": 1, "general": 1})
     assert t.best == "runs/r3/m"
     best = t.weighted["runs/r3/m"]
-    half = (0.5**2 * 0.1**2 * 2) ** 0.5
-    assert (best.value, best.low, best.high) == pytest.approx((0.9, 0.9 - half, 0.9 + half))
-    assert t.weighted["runs/r1/m"].value == pytest.approx(0.5)
+    value = (0.55 + 5.5 / 9) / 2
+    half = ((0.5 * 0.05) ** 2 + (0.5 * 0.5 / 9) ** 2) ** 0.5
+    assert (best.value, best.low, best.high) == pytest.approx((value, value - half, value + half))
+    assert t.weighted["runs/r1/m"].value == pytest.approx((0.6 + 1 / 9) / 2)
     assert t.indistinguishable == []
     table = recommendation_table(t)
-    assert [r[1] for r in table.rows] == ["runs/r3/m", "runs/r1/m", "runs/r2/m", "runs/r4/m"]
+    assert [r[1] for r in table.rows] == ["runs/r3/m", "runs/r2/m", "runs/r1/m", "runs/r4/m"]
     assert table.column("verdict") == ["best", "below the best", "below the best", "below the best"]
     assert table.column("Pareto front") == [True, True, True, False]
 
@@ -68,7 +70,12 @@ def test_maths_priority_keeps_close_runs_together(hand: StudyResults) -> None:
     assert t.best == "runs/r1/m"
     # r3 is 0.9 +- 0.1 against r1's 1.0 +- 0.1: the intervals overlap.
     assert t.indistinguishable == ["runs/r3/m"]
-    assert recommendation_table(t).row(2)[1] == "runs/r3/m"
+    table = recommendation_table(t)
+    assert table.row(2)[1] == "runs/r3/m"
+    # r1 trains on maths alone, r3 on maths and general: the best is also the cheaper.
+    assert t.tokens["runs/r1/m"] < t.tokens["runs/r3/m"]
+    assert table.column("verdict")[:2] == ["best and the cheapest of those not distinguishable from it",
+                                           "not distinguishable from the best"]
     report = build_report(hand, parse_weights("maths=1,general=0", hand.abilities), tsne_queries=0)
     assert "runs/r1/m" in report.summary[1] and "runs/r3/m" in report.summary[1]
 

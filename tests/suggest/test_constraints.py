@@ -29,8 +29,8 @@ def test_floors() -> None:
 @pytest.mark.parametrize(("texts", "message"), [
     (["poetry=0.5"], "'poetry=0.5' is not '<ability>=<score>'"),
     (["maths"], "'maths' is not '<ability>=<score>'"),
-    (["maths=nan"], "the floor of 'maths' must be a finite score"),
-    (["maths=high"], "the floor of 'maths' must be a finite score"),
+    (["maths=nan"], "the floor of 'maths' must be a finite scaled score"),
+    (["maths=high"], "the floor of 'maths' must be a finite scaled score"),
     (["maths=0.5", "maths=0.6"], "'maths' has two floors"),
 ])
 def test_bad_floors_are_named(texts: list[str], message: str) -> None:
@@ -61,7 +61,7 @@ def test_scenario_line() -> None:
     ("budget=nanM", "expected a finite number of tokens"),
     ("weights=maths=1,maths=5", "'maths' is given twice"),
     ("weights=maths=1e308,code=1e308", "their sum finite"),
-    ("floor=maths=inf", "the floor of 'maths' must be a finite score"),
+    ("floor=maths=inf", "the floor of 'maths' must be a finite scaled score"),
 ])
 def test_bad_scenarios_are_named(text: str, message: str) -> None:
     with pytest.raises(SftmixError) as err:

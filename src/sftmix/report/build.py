@@ -69,9 +69,12 @@ def build_report(res: StudyResults, weights: dict[str, float] | None = None, pap
                f"({', '.join(_designs(res)) or 'none'}); abilities: {', '.join(res.abilities)}."]
     if t.best:
         best = t.weighted[t.best]
-        summary.append(f"Best run for the weights {_weights(t)}: {t.best} (weighted normalised score "
+        summary.append(f"Best run for the weights {_weights(t)}: {t.best} (weighted scaled score "
                        f"{best.text()}); not distinguishable from it within the 95% intervals: "
                        f"{', '.join(t.indistinguishable) or 'none'}.")
+        cost = _cost_text(t)
+        if cost:
+            summary.append(cost)
     elif len(t.points) > 1:
         summary.append(f"No best run for the weights {_weights(t)}: every run has the same "
                        "weighted score (on every headline metric they score alike), so none is "
@@ -87,13 +90,28 @@ def _weights(t: tradeoff.Tradeoff) -> str:
     return ", ".join(f"{a}={t.weights.get(a, 0.0):g}" for a in t.abilities)
 
 
+def _cost_text(t: tradeoff.Tradeoff) -> str:
+    """What the best run costs against the cheapest run not distinguishable from it."""
+    if t.best is None or t.best not in t.tokens or t.cheapest is None:
+        return ""
+    best, cheap = t.tokens[t.best], t.tokens[t.cheapest]
+    if t.cheapest == t.best:
+        return (f"It is also the cheapest of the runs not distinguishable from it: "
+                f"{round(best):,} training tokens.")
+    return (f"It costs {round(best):,} training tokens; the cheapest run not distinguishable from it, "
+            f"{t.cheapest}, costs {round(cheap):,} ({cheap / best:.2f} of the best's) for a weighted "
+            f"scaled score of {t.weighted[t.cheapest].text()}.")
+
+
 def _tradeoff_text(t: tradeoff.Tradeoff) -> str:
-    text = ("Every run is a point of its ability scores, each metric normalised over the runs "
-            "compared (0 = worst, 1 = best). The Pareto front holds the runs no other run beats on "
-            "every ability at once. The recommendation weighs the abilities "
-            f"({_weights(t)}) and lists, besides the best run, every run whose 95% interval of the "
-            "weighted score overlaps the best run's: those are not distinguishable from it with "
-            "this study's evaluation sizes and seeds.")
+    text = ("Every run is a point of its ability scores, each on its metric's range (the scaled "
+            "score: 0 the range's worst end, 1 its best; an accuracy is itself), so that one scale "
+            "serves every ability and every section of this report. The Pareto front holds the "
+            "runs no other run beats on every ability at once. The recommendation weighs the "
+            f"abilities ({_weights(t)}) and lists, besides the best run, every run whose 95% "
+            "interval of the weighted scaled score overlaps the best run's: those are not "
+            "distinguishable from it with this study's evaluation sizes and seeds; of those, the "
+            "cheapest in training tokens is named.")
     if t.excluded:
         text += f" Left out for missing a score: {', '.join(t.excluded)}."
     return text

@@ -83,7 +83,8 @@ def response_section(res: StudyResults, weights: dict[str, float], replicates: i
             f"term for the other abilities' share (see docs/suggest.md); a Gaussian process replaces "
             f"the law for an ability where it predicts held-out runs clearly better. Fitted on "
             f"{len(obs)} runs ({kinds}); intervals are 95% bootstrap intervals over runs and "
-            f"evaluation items. Weighted scores are in the metrics' own units.")
+            f"evaluation items. Weighted scores are the weighted mean of the abilities' predicted "
+            f"scores, on the same scale as the trade-off's where every metric lies in [0, 1].")
     return text, figures, tables
 
 
@@ -172,13 +173,13 @@ def _choice_table(sug: Suggestion) -> Table:
     rows = ([("recommended", sug.recommended)] if sug.recommended else []) + [("next run", p) for p in sug.next_runs]
     abilities = list(sug.recommended.abilities) if sug.recommended else []
     table = Table("response_choice", f"Recommended composition for the weighting {weights}",
-                  ["role", "composition", "weighted (predicted)", *(f"{a} (predicted)" for a in abilities),
+                  ["role", "composition", "weighted scaled score (predicted)", *(f"{a} (predicted)" for a in abilities),
                    "training tokens", "expected gain", "measured"],
                   caption="Predictions with 95% bootstrap intervals; expected gain: the mean improvement "
                   "over the best measured run a new run would bring.")
     for role, p in rows:
         table.rows.append([role, p.composition.describe(), Estimate(p.mean, p.low, p.high),
-                           *(Estimate(*p.abilities[a]) for a in abilities), p.tokens, p.gain, p.measured])
+                           *(Estimate(*p.abilities[a]) for a in abilities), round(p.tokens), p.gain, p.measured])
     return table
 
 

@@ -59,6 +59,8 @@ def cell_text(cell: Cell, digits: int = 3) -> str:
         return cell.text(digits)
     if isinstance(cell, bool):
         return "yes" if cell else "no"
+    if isinstance(cell, int):
+        return f"{cell:,}"  # counts: 1,745,754
     if isinstance(cell, float):
         return f"{cell:.{digits}f}"
     return str(cell)
@@ -101,7 +103,7 @@ def strategy_table(res: StudyResults) -> Table | None:
     models = list(dict.fromkeys(d["model"]))
     columns = ["strategy", *(["model"] if len(models) > 1 else []),
                *(measure_name(*m) for m in measures)]
-    table = Table("rq4_strategies", "RQ4: training strategies", columns,
+    table = Table("rq4_strategies", "Each strategy's headline scores", columns,
                   caption="Headline metric of each ability's suite, mean over seeds with its 95% interval.")
     ks = d["c_k"] if "c_k" in d else pd.Series([None] * len(d))
     keys = strategy_order(res, [(s, None if s != "dmt" else k) for s, k in zip(d["c_strategy"], ks, strict=True)])

@@ -1,11 +1,15 @@
 """The trade-off between abilities: every run as a point, the Pareto front, a weighted choice.
 
-Scores are put on one scale per metric by min-max normalisation over the runs
-being compared (0 = the worst run of this study on that metric, 1 = the best;
-flipped for metrics where lower is better); an ability with several suites
-scores the mean of its suites. A run's 95% interval is carried through the same
-linear maps, and through means and weighted sums as independent errors
-(different benchmarks, different items): ``h = sqrt(sum (w_i h_i)^2)``.
+Scores are put on one scale, the *scaled score*: each metric on its declared
+range (``sftmix.results.pool.metric_range``), 0 its worst end and 1 its best --
+an accuracy or a pass rate is itself, an MT-Bench score s is (s - 1) / 9 --
+flipped for metrics where lower is better; an ability with several suites
+scores the mean of its suites. The scale does not depend on which runs are
+compared, so adding a run changes no other run's score. A run's 95% interval
+is carried through the same linear maps, and through means and weighted sums
+as independent errors (different benchmarks, different items):
+``h = sqrt(sum (w_i h_i)^2)``; every interval is cut to [0, 1], where the
+scaled score lives.
 
 The recommendation for a weighting of the abilities is the run with the best
 weighted score, together with every run *not distinguishable* from it: a run
@@ -26,11 +30,12 @@ import pandas as pd
 from sftmix.report.plotting import COLORS, FigureOut, new_figure, skipped, to_png
 from sftmix.report.tables import Estimate, Table
 from sftmix.results.data import StudyResults
+from sftmix.results.pool import metric_range, scaled
 
 
 @dataclass
 class Point:
-    """One run in normalised ability space: score and lower / upper half-widths per ability."""
+    """One run in scaled ability space: score and lower / upper half-widths per ability."""
 
     run: str
     design: str
@@ -49,6 +54,14 @@ class Tradeoff:
     best: str | None = None
     indistinguishable: list[str] = field(default_factory=list)  # besides the best
     excluded: list[str] = field(default_factory=list)  # runs missing a measure
+    tokens: dict[str, float] = field(default_factory=dict)  # run -> its training tokens, where recorded
+
+    @property
+    def cheapest(self) -> str | None:
+        """The run with the fewest training tokens among the best and those not distinguishable
+        from it (None without a best, or without recorded tokens)."""
+        candidates = [r for r in ([self.best] if self.best else []) + self.indistinguishable if r in self.tokens]
+        return min(candidates, key=lambda r: self.tokens[r], default=None)
 
 
 def _combine(halves: list[float], weights: list[float]) -> float:
@@ -60,7 +73,7 @@ Rows = dict[str, dict[Measure, Any]]  # run -> measure -> its pooled row
 
 
 def points(res: StudyResults) -> tuple[list[Point], list[str]]:
-    """Every run with a score for every measure, in normalised ability space; plus the excluded runs."""
+    """Every run with a score for every measure, in scaled ability space; plus the excluded runs."""
     measures = res.measures()
     table, designs = _rows(res, measures)
     complete = [r for r, ms in table.items() if len(ms) == len(measures)]
@@ -112,24 +125,19 @@ def _merge_same_models(table: Rows, designs: dict[str, str], complete: list[str]
 
 def _normalise(table: Rows, complete: list[str], measures: list[Measure]
                ) -> dict[str, dict[Measure, tuple[float, float, float]]]:
-    """Run -> measure -> (score, half-width below, above), each measure scaled to [0, 1] over the
-    runs compared (0 = worst, 1 = best)."""
+    """Run -> measure -> (scaled score, half-width below, above): each metric on its range."""
     norm: dict[str, dict[Measure, tuple[float, float, float]]] = {r: {} for r in complete}
     for m in measures:
-        values = [float(table[r][m].value) for r in complete]
-        if not values:
-            break
-        lo, hi = min(values), max(values)
-        span = (hi - lo) or 1.0
+        lo, hi = metric_range(m[1], m[2])
+        span = (hi - lo) if math.isfinite(hi - lo) and hi > lo else 1.0
         for r in complete:
             row = table[r][m]
             v = float(row.value)
-            below = 0.0 if pd.isna(row.ci_low) else (v - float(row.ci_low)) / span
-            above = 0.0 if pd.isna(row.ci_high) else (float(row.ci_high) - v) / span
-            if row.higher_is_better:
-                norm[r][m] = ((v - lo) / span, below, above)
-            else:
-                norm[r][m] = ((hi - v) / span, above, below)
+            below = 0.0 if pd.isna(row.ci_low) else max(0.0, v - float(row.ci_low)) / span
+            above = 0.0 if pd.isna(row.ci_high) else max(0.0, float(row.ci_high) - v) / span
+            if not row.higher_is_better:
+                below, above = above, below
+            norm[r][m] = (min(max(scaled(v, m[1], m[2], bool(row.higher_is_better)), 0.0), 1.0), below, above)
     return norm
 
 
@@ -147,7 +155,8 @@ def recommend(res: StudyResults, weights: dict[str, float]) -> Tradeoff:
     pts, excluded = points(res)
     abilities = [a for a in res.abilities if pts and a in pts[0].score]
     total = sum(weights.get(a, 0.0) for a in abilities)
-    t = Tradeoff(abilities, pts, weights, excluded=excluded)
+    tokens = {p.run: n for p in pts if (n := res.run_tokens(p.run.split(" = ")[0])) is not None}
+    t = Tradeoff(abilities, pts, weights, excluded=excluded, tokens=tokens)
     if not pts or total <= 0:
         return t
     share = [weights.get(a, 0.0) / total for a in abilities]
@@ -179,11 +188,12 @@ def specialist_general(p: Point, specialist: list[str], general: str) -> tuple[f
 def recommendation_table(t: Tradeoff) -> Table:
     weights = ", ".join(f"{a}={t.weights.get(a, 0.0):g}" for a in t.abilities)
     table = Table("recommendation", "Recommendation for the weighting " + weights,
-                  ["rank", "run", "design", "weighted score", *(f"{a} (normalised)" for a in t.abilities),
-                   "Pareto front", "verdict"],
-                  caption="Scores normalised per metric over these runs (0 = worst, 1 = best). A run is "
-                  "not distinguishable from the best when their 95% intervals of the weighted score "
-                  "overlap.")
+                  ["rank", "run", "design", "weighted scaled score", *(f"{a} (scaled)" for a in t.abilities),
+                   "training tokens", "Pareto front", "verdict"],
+                  caption="Scaled scores: each metric on its range, 0 its worst end and 1 its best (an "
+                  "accuracy is itself). A run is not distinguishable from the best when their 95% "
+                  "intervals of the weighted scaled score overlap. Training tokens: the run's stages "
+                  "trained from its base model, as estimated when the study ran.")
     order = sorted(t.points, key=lambda p: -t.weighted[p.run].value) if t.weighted else t.points
     for i, p in enumerate(order, start=1):
         if p.run == t.best:
@@ -192,9 +202,14 @@ def recommendation_table(t: Tradeoff) -> Table:
             verdict = "not distinguishable from the best"
         else:
             verdict = "below the best"
+        if t.indistinguishable and p.run == t.cheapest:
+            verdict += ("; the cheapest of these" if p.run != t.best
+                        else " and the cheapest of those not distinguishable from it")
+        tokens = t.tokens.get(p.run)
         table.rows.append([i, p.run, p.design, t.weighted.get(p.run),
-                           *(Estimate(p.score[a], p.score[a] - p.low[a], p.score[a] + p.high[a])
-                             for a in t.abilities), p.pareto, verdict])
+                           *(Estimate(p.score[a], max(0.0, p.score[a] - p.low[a]),
+                                      min(1.0, p.score[a] + p.high[a])) for a in t.abilities),
+                           None if tokens is None else round(tokens), p.pareto, verdict])
     return table
 
 
@@ -223,7 +238,7 @@ def _short(run: str) -> str:
 
 def tradeoff_figure(t: Tradeoff, specialist: list[str], general: str | None) -> FigureOut:
     """Specialist against general (when the study has a general ability), and every pair of abilities."""
-    key, title = "tradeoff", "Trade-off: every run in normalised ability space"
+    key, title = "tradeoff", "Trade-off: every run in scaled ability space"
     if len(t.abilities) < 2 or len(t.points) < 2:
         return skipped(key, title, "The trade-off needs at least two abilities and two runs with a "
                        "score for every ability.")
@@ -258,8 +273,8 @@ def tradeoff_figure(t: Tradeoff, specialist: list[str], general: str | None) -> 
             if p.run == t.best:
                 ax.scatter([c[0]], [c[3]], marker="*", s=140, color="gold", edgecolors="black",
                            zorder=5, label="best for the weights")
-        ax.set_xlabel(f"{xa} (normalised)", fontsize=8)
-        ax.set_ylabel(f"{ya} (normalised)", fontsize=8)
+        ax.set_xlabel(f"{xa} (scaled)", fontsize=8)
+        ax.set_ylabel(f"{ya} (scaled)", fontsize=8)
         ax.set_title(f"{ya} against {xa}", fontsize=9)
         ax.legend(fontsize=6, loc="best", framealpha=0.85)
     return FigureOut(key, title, "Each point is a run (seeds pooled), with 95% intervals. Circled: on "

@@ -63,6 +63,14 @@ class StudyResults:
     def specialist(self) -> list[str]:
         return self.study.specialist
 
+    def run_tokens(self, run: str) -> float | None:
+        """The training tokens of a run (without its seed) trained from its base model, every stage
+        counted -- what the run would cost on its own -- or None where they were not recorded."""
+        stages = next((s for r, s in self.run_stages.items() if run_group(r) == run), None)
+        if stages is None or not all(k in self.stage_data for k in stages):
+            return None
+        return sum(self.stage_data[k][1] for k in stages)
+
     def chains(self, model: str | None = None) -> dict[str, list[dict[str, int]]]:
         """Run (without its seed) -> the examples of each ability in each of its stages, in order,
         as recorded when the study ran. Runs of ``model`` only, when given."""

@@ -70,6 +70,17 @@ def metric_range(suite: str, metric: str) -> tuple[float, float]:
     return _declared_ranges().get((suite, metric), (0.0, 1.0))
 
 
+def scaled(value: float, suite: str, metric: str, higher_is_better: bool = True) -> float:
+    """A metric's value on its range, the *scaled score*: 0 its worst end, 1 its best.
+
+    An accuracy or a pass rate is itself; an MT-Bench score s is (s - 1) / 9. The one scale
+    on which the report's and ``sftmix suggest``'s weighted scores are computed.
+    """
+    lo, hi = metric_range(suite, metric)
+    span = hi - lo if math.isfinite(hi - lo) and hi > lo else 1.0
+    return (value - lo) / span if higher_is_better else (hi - value) / span
+
+
 def _clip(value: float | None, low: float, high: float) -> float | None:
     return None if value is None else min(max(value, low), high)
 

@@ -57,8 +57,9 @@ def parse_floors(texts: list[str] | None, abilities: list[str], flag: str = "--f
             except ValueError:
                 floors[name] = math.nan
             if not math.isfinite(floors[name]):
-                raise SftmixError(f"{flag}: the floor of {name!r} must be a finite score in the "
-                                  f"ability's own units, found {value.strip()!r}")
+                raise SftmixError(f"{flag}: the floor of {name!r} must be a finite scaled score "
+                                  f"(0 to 1: an accuracy is itself, MT-Bench's s is (s - 1) / 9), "
+                                  f"found {value.strip()!r}")
     return floors
 
 

@@ -3,8 +3,10 @@
 Each run's features come from what the study recorded its stages trained on (so
 runs of any design -- scaling, mixed, ratio, strategies, free-form -- count),
 its scores from the results: the headline metric of each of the ability's suites
-(their mean where an ability has several), pooled over seeds, with the
-evaluation error taken from the 95% interval. Only runs with a score for every
+as a scaled score (on the metric's range, 0 its worst end and 1 its best, as the
+report's trade-off scales it; their mean where an ability has several), pooled
+over seeds, with the evaluation error taken from the 95% interval on the same
+scale. Only runs with a score for every
 ability are used. Nothing here plans the study or reads its data
 (:mod:`sftmix.results`).
 """
@@ -12,12 +14,13 @@ ability are used. Nothing here plans the study or reads its data
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from sftmix.errors import SftmixError
 from sftmix.results.data import StudyResults, load_results
-from sftmix.results.pool import Z95, run_group
+from sftmix.results.pool import Z95, metric_range, run_group, scaled
 from sftmix.suggest.composition import features_of_stages
 from sftmix.suggest.model import Observation
 
@@ -72,10 +75,15 @@ def observations(res: StudyResults, model: str | None = None,
             rows = part[part["ability"] == ability]
             if rows.empty:
                 break
-            values = rows["value"].astype(float)
-            halves = [(h - lo) / 2 / Z95 for lo, h in zip(rows["ci_low"], rows["ci_high"], strict=True)
-                      if lo is not None and h is not None and lo == lo and h == h]
-            scores[ability] = float(values.mean())
+            values, halves = [], []
+            for row in rows.itertuples():
+                lo, hi = metric_range(str(row.suite), str(row.metric))
+                span = hi - lo if hi > lo and math.isfinite(hi - lo) else 1.0
+                values.append(scaled(float(row.value), str(row.suite), str(row.metric), bool(row.higher_is_better)))
+                if row.ci_low is not None and row.ci_high is not None and row.ci_low == row.ci_low \
+                        and row.ci_high == row.ci_high:
+                    halves.append((float(row.ci_high) - float(row.ci_low)) / 2 / Z95 / span)
+            scores[ability] = sum(values) / len(values)
             se[ability] = (sum(x * x for x in halves) ** 0.5 / len(rows)) if halves else 0.0
         else:
             out.append(Observation(str(group), features_of_stages(chains[str(group)], abilities), scores, se,

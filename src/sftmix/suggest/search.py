@@ -3,7 +3,7 @@
 Candidates are multi-task mixtures over a grid of fractions per ability and DMT
 runs over a grid of k (with every source at its full amount, as in the
 reference study). Each candidate's weighted score is ``sum w_a s_a / sum w_a``
-in the abilities' own metric units, drawn from the response model's bootstrap
+in scaled scores (each metric on its range), drawn from the response model's bootstrap
 replicates; the recommendation is the candidate with the best mean, within the
 token budget, with the 2.5-97.5 percentile interval of the replicates.
 
