@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sftmix.errors import ConfigError
+from sftmix.study.config import StudyConfig
 from sftmix.study.load import load_study
 
 BASE = """\
@@ -148,3 +149,39 @@ def test_a_single_dmt_k_is_written_as_in_a_schedule_file(tmp_path: Path, shared_
     many = load_study(_write(tmp_path, shared_data, "designs: {strategies: {dmt: {ks: ['1/8']}}}"))
     assert [o.k for _, o in one.designs["strategies"].runs() if _ == "dmt"] == [0.125]
     assert build_plan(one, hash_files=False).stages == build_plan(many, hash_files=False).stages
+
+
+def test_an_ability_may_read_several_files(tmp_path: Path, shared_data: Path) -> None:
+    from sftmix.study.cost import source_stats
+    from sftmix.study.plan import build_plan
+
+    (tmp_path / "data").symlink_to(shared_data)
+    design = "designs: {scaling: {fractions: [1]}}"
+    one_file = BASE.format(data=shared_data) + design + "\n"
+    single = f"{{data: {{path: {shared_data}/code/code_alpaca_2k.json, format: alpaca}}"
+    several = ("{data: {format: alpaca, on_error: skip, path: [data/code/code_alpaca_2k.json, "
+               "{path: data/code/gpteacher_codegen.json, format: alpaca}]}")
+    text = one_file.replace(single, several)
+    path = tmp_path / "study.yaml"
+
+    def load(text: str) -> StudyConfig:
+        path.write_text(text)
+        return load_study(path)
+
+    study = load(text)
+    # Relative paths start at the study file's folder, each file's own.
+    assert study.abilities["code"].data.path[0] == str(shared_data / "code" / "code_alpaca_2k.json")
+    assert study.abilities["code"].data.path[1].path == str(shared_data / "code" / "gpteacher_codegen.json")
+    plan = build_plan(study)
+    assert source_stats(plan)["code"][0] == 2015 + 4535  # code_alpaca_2k's 2 blank records skipped
+    # The other abilities' stages are the same work as with one code file; code's is not.
+    assert len(set(plan.stages) & set(build_plan(load(one_file)).stages)) == 2
+
+    missing = text.replace("gpteacher_codegen.json", "gpteacher.json")
+    with pytest.raises(ConfigError, match=r"line 4, field 'abilities.code.data.path\[1\]': data file not "
+                                          r"found: .*gpteacher.json"):
+        load(missing)
+    wrong = text.replace("gpteacher_codegen.json, format: alpaca", "gpteacher_codegen.json, format: alpacca")
+    with pytest.raises(ConfigError, match=r"field 'abilities.code.data.path\[1\].format': unknown data "
+                                          r"format 'alpacca'"):
+        load(wrong)

@@ -72,7 +72,7 @@ class LoadedSource:
 
     def report(self) -> dict[str, Any]:
         return {
-            "path": self.spec.path,
+            "path": self.spec.model_dump(mode="json")["path"],
             "hub": self.spec.hub,
             "split": self.spec.split if self.spec.hub or self.folder else None,
             "sha256": self.sha256,
@@ -124,6 +124,8 @@ def load_source(spec: SourceSpec, *, base_dir: Path | None = None) -> LoadedSour
 
 
 def _load(spec: SourceSpec, base_dir: Path | None) -> LoadedSource:
+    if isinstance(spec.path, list):
+        return _finish(_load_files(spec, base_dir))
     reader = READERS.get(spec.format)(spec.name, spec.ability)
     if spec.path is not None:
         location: Path | None = resolve(spec.path, base_dir)
@@ -147,6 +149,27 @@ def _load(spec: SourceSpec, base_dir: Path | None) -> LoadedSource:
     loaded = LoadedSource(spec, examples, sha, len(raws), skipped, reasons,
                           folder=location is not None and location.is_dir())
     return _finish(loaded)
+
+
+def _load_files(spec: SourceSpec, base_dir: Path | None) -> LoadedSource:
+    """A source of several files: each read with its own format, the records numbered on from
+    one file to the next (so that example ids stay unique); its sha256 is that of the files'
+    formats and hashes, in order."""
+    examples: list[Example] = []
+    reasons: list[str] = []
+    read = skipped = 0
+    digest = hashlib.sha256()
+    for path, fmt in spec.files():
+        location = resolve(path, base_dir)
+        raws = read_raw(location, split=spec.split)
+        reader = READERS.get(fmt)(spec.name, spec.ability)
+        more, skips, why = _read_all(raws, reader, path, spec.on_error, start=read)
+        examples += more
+        skipped += skips
+        reasons += why[:REASONS_KEPT - len(reasons)]
+        read += len(raws)
+        digest.update(f"{fmt}\0{source_sha256(location)}\n".encode())
+    return LoadedSource(spec, examples, digest.hexdigest(), read, skipped, reasons)
 
 
 def _finish(loaded: LoadedSource) -> LoadedSource:
@@ -203,7 +226,7 @@ def _load_columnar(spec: SourceSpec, reader: Reader, read: JsonlTable) -> Loaded
     return LoadedSource(spec, pool, read.sha256(), table.num_rows, skipped, reasons)
 
 
-def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str
+def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str, start: int = 0
               ) -> tuple[list[Example], int, list[str]]:
     examples: list[Example] = []
     reasons: list[str] = []
@@ -214,7 +237,7 @@ def _read_all(raws: list[RawRecord], reader: Any, shown: str, on_error: str
         try:
             if raw.error is not None:
                 raise RecordError("(record)", raw.error)
-            examples.append(read(raw.data, position))
+            examples.append(read(raw.data, start + position))
         except RecordError as exc:
             message = _problem(shown, raw, exc)
             if on_error == "raise":

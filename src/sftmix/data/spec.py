@@ -8,6 +8,9 @@ A mixture YAML (see docs/data.md for a full guide)::
       - {name: gsm8k, path: data/gsm8k/train.jsonl, format: gsm8k}          # ability: maths
       - {name: code, path: data/code_alpaca.json, format: alpaca, ability: code}
       - {name: sharegpt, path: data/sharegpt.json, format: sharegpt, filters: [no_code_math]}
+      - name: chat                 # several files read as one source, in order
+        format: alpaca             # each file's format unless the file names its own
+        path: [data/alpaca.json, {path: data/chat.jsonl, format: messages}]
     mixtures:                      # named sub-mixtures, for replay
       specialist:
         entries: [{source: gsm8k}, {source: code}]
@@ -29,6 +32,7 @@ folder; the manifest records them as written.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,11 +52,49 @@ def name_for_file(location: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "source"
 
 
+class SourceFile(StrictModel):
+    """One of the files of a source that reads several, with its own format if it differs."""
+
+    path: str
+    format: str | None = None
+
+
+# Where a source's records live: a file or folder, or several files read in order as one
+# source (an ability whose data is spread over files of different formats).
+SourcePath = str | list[str | SourceFile]
+
+
+def source_files(path: SourcePath | None, fmt: str) -> list[tuple[str, str]]:
+    """(path, format) of each local file a source reads, in order; none for a hub dataset."""
+    if path is None:
+        return []
+    if isinstance(path, str):
+        return [(path, fmt)]
+    return [(f, fmt) if isinstance(f, str) else (f.path, f.format or fmt) for f in path]
+
+
+def declared_formats(path: SourcePath | None, fmt: str) -> list[tuple[tuple[Any, ...], str]]:
+    """Each format a source names, with its field location under the source: its ``format``,
+    then those its files name for themselves."""
+    named: list[tuple[tuple[Any, ...], str]] = [(("format",), fmt)]
+    if isinstance(path, list):
+        named += [(("path", j, "format"), f.format) for j, f in enumerate(path)
+                  if isinstance(f, SourceFile) and f.format is not None]
+    return named
+
+
+def map_source_paths(path: SourcePath, fn: Callable[[str], str]) -> SourcePath:
+    """``path`` with the path of each of its files replaced by ``fn(path)``."""
+    if isinstance(path, str):
+        return fn(path)
+    return [fn(f) if isinstance(f, str) else f.model_copy(update={"path": fn(f.path)}) for f in path]
+
+
 class SourceSpec(StrictModel):
     """One dataset: where it lives, how to read it, what ability it trains."""
 
     name: str = Field(pattern=NAME)
-    path: str | None = None
+    path: SourcePath | None = None
     hub: str | None = None
     subset: str | None = None
     split: str = "train"
@@ -66,7 +108,13 @@ class SourceSpec(StrictModel):
     def _one_location(self) -> SourceSpec:
         if (self.path is None) == (self.hub is None):
             raise ValueError("give exactly one of 'path' (a local file or folder) or 'hub' (a dataset name)")
+        if self.path == []:
+            raise ValueError("'path' is an empty list; give a file, or a list of one or more files")
         return self
+
+    def files(self) -> list[tuple[str, str]]:
+        """(path, format) of each local file the source reads, in order."""
+        return source_files(self.path, self.format)
 
 
 class EntrySpec(StrictModel):
@@ -147,9 +195,10 @@ def check_mixture(spec: MixtureSpec) -> list[tuple[tuple[Any, ...], str]]:
     for i, s in enumerate(spec.sources):
         if names.count(s.name) > 1:
             problems.append((("sources", i, "name"), f"source name {s.name!r} is used twice"))
-        if s.format not in READERS:
-            problems.append((("sources", i, "format"),
-                             f"unknown data format {s.format!r}; available: {', '.join(READERS.names())}"))
+        for loc, fmt in declared_formats(s.path, s.format):
+            if fmt not in READERS:
+                problems.append((("sources", i, *loc),
+                                 f"unknown data format {fmt!r}; available: {', '.join(READERS.names())}"))
         for j, f in enumerate(s.filters):
             if f not in FILTERS:
                 problems.append((("sources", i, "filters", j),
@@ -203,9 +252,11 @@ def missing_files(spec: MixtureSpec, base_dir: Path) -> list[tuple[tuple[Any, ..
 
     problems: list[tuple[tuple[Any, ...], str]] = []
     for i, s in enumerate(spec.sources):
-        if s.path is not None and absent(s.path):
-            problems.append((("sources", i, "path"), f"data file not found: {s.path} "
-                             "(relative paths start at the mixture file's folder)"))
+        for j, (path, _) in enumerate(s.files()):
+            if absent(path):
+                loc = ("sources", i, "path") + ((j,) if isinstance(s.path, list) else ())
+                problems.append((loc, f"data file not found: {path} "
+                                 "(relative paths start at the mixture file's folder)"))
     if spec.decontamination:
         for i, e in enumerate(spec.decontamination.eval_sets):
             if absent(e.path):

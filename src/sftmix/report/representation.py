@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sftmix.artifacts import is_complete
+from sftmix.data.spec import source_files
 from sftmix.errors import SftmixError
 from sftmix.report.plotting import COLORS, FigureOut, new_figure, skipped, to_png
 from sftmix.results.data import StudyResults
@@ -27,28 +28,36 @@ from sftmix.results.pool import run_group
 log = logging.getLogger(__name__)
 
 
-def training_queries(sources: dict[str, tuple[str, str]], n: int, seed: int = 0) -> dict[str, list[str]]:
-    """Up to ``n`` random first user turns per ability from its ``(path, format)`` source."""
-    from sftmix.data.formats import READERS
-    from sftmix.data.loading import read_raw
-
+def training_queries(sources: dict[str, tuple[str, str] | list[tuple[str, str]]], n: int,
+                     seed: int = 0) -> dict[str, list[str]]:
+    """Up to ``n`` random first user turns per ability from its ``(path, format)`` source, or
+    from the files of a source of several."""
     out: dict[str, list[str]] = {}
-    for ability, (path, fmt) in sources.items():
-        reader = READERS.get(fmt)(ability, ability)
-        queries = []
-        for i, raw in enumerate(read_raw(path)):
-            if raw.error is not None:
-                continue
-            try:
-                example = reader.read(raw.data, i)
-            except Exception:  # a malformed record is not worth failing a report over
-                continue
-            first = next((m.content for m in example.messages if m.role == "user"), None)
-            if first:
-                queries.append(first)
+    for ability, files in sources.items():
+        queries = [q for path, fmt in ([files] if isinstance(files, tuple) else files)
+                   for q in _first_turns(ability, path, fmt)]
         rng = random.Random(f"{seed}:{ability}")
         out[ability] = rng.sample(queries, min(n, len(queries)))
     return out
+
+
+def _first_turns(ability: str, path: str, fmt: str) -> list[str]:
+    from sftmix.data.formats import READERS
+    from sftmix.data.loading import read_raw
+
+    reader = READERS.get(fmt)(ability, ability)
+    queries = []
+    for i, raw in enumerate(read_raw(path)):
+        if raw.error is not None:
+            continue
+        try:
+            example = reader.read(raw.data, i)
+        except Exception:  # a malformed record is not worth failing a report over
+            continue
+        first = next((m.content for m in example.messages if m.role == "user"), None)
+        if first:
+            queries.append(first)
+    return queries
 
 
 def middle_layer_embeddings(model_dir: str | Path, texts: list[str], layer: int | None = None,
@@ -156,7 +165,8 @@ def study_tsne(res: StudyResults, n: int, run: str | None = None, seed: int = 0)
         return skipped(key, title, f"{job} does not name the base model folder.")
     if not is_complete(base):
         return skipped(key, title, f"The base model folder {base} is not complete.")
-    sources = {a: (c.data.path, c.data.format) for a, c in res.study.abilities.items() if c.data.path}
+    sources = {a: source_files(c.data.path, c.data.format) for a, c in res.study.abilities.items()
+               if c.data.path}
     try:
         fig = tsne_figure(base, tuned, training_queries(sources, n, seed), f"after: {run_group(chosen)}", seed)
     except (OSError, ValueError, RuntimeError, SftmixError) as exc:

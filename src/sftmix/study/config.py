@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, create_model, field_validator, model_validator
 
 from sftmix.config import FieldError, StrictModel, parse_amount
-from sftmix.data.spec import SourceSpec
+from sftmix.data.spec import SourceSpec, map_source_paths
 from sftmix.secrets import public
 from sftmix.study.executor_config import ExecutorConfig
 from sftmix.train.config import ModelSource, TrainOverrides
@@ -167,7 +167,7 @@ class StudyConfig(StrictModel):
 
         for ability in self.abilities.values():
             if ability.data.path is not None:
-                ability.data.path = absolute(ability.data.path)
+                ability.data.path = map_source_paths(ability.data.path, absolute)
         for model in self.models:
             if model.path is not None:
                 model.path = absolute(model.path)

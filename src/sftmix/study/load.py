@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from sftmix.config import Override, Source, read_yaml, validate
 from sftmix.config import Problems as _Problems
+from sftmix.data.spec import declared_formats, source_files
 from sftmix.errors import SftmixError
 from sftmix.study import spellings
 from sftmix.study.config import CREATED_PATHS, PATH_OPTIONS, StudyConfig
@@ -67,8 +68,10 @@ def check_prerequisites(study: StudyConfig, processes: int, source: Source | str
 def _check_sources(study: StudyConfig, p: _Problems) -> None:
     for name, ability in study.abilities.items():
         data = ability.data
-        if data.path is not None and not Path(data.path).exists():
-            p.add(("abilities", name, "data", "path"), f"data file not found: {data.path}")
+        for i, (path, _) in enumerate(source_files(data.path, data.format)):
+            if not Path(path).exists():
+                several = (i,) if isinstance(data.path, list) else ()
+                p.add(("abilities", name, "data", "path", *several), f"data file not found: {path}")
 
 
 def _check_models(study: StudyConfig, p: _Problems) -> None:
@@ -155,9 +158,10 @@ def _check_registries(study: StudyConfig, p: _Problems) -> None:
         if suite not in suites:
             p.add(("evaluation", suite), f"unknown evaluation suite {suite!r}; available: {', '.join(suites)}")
     for name, ability in study.abilities.items():
-        if ability.data.format not in READERS:
-            p.add(("abilities", name, "data", "format"),
-                  f"unknown data format {ability.data.format!r}; available: {', '.join(READERS.names())}")
+        for loc, fmt in declared_formats(ability.data.path, ability.data.format):
+            if fmt not in READERS:
+                p.add(("abilities", name, "data", *loc),
+                      f"unknown data format {fmt!r}; available: {', '.join(READERS.names())}")
 
 
 def _training_blocks(study: StudyConfig) -> list[tuple[tuple[Any, ...], list[Any]]]:
