@@ -303,60 +303,72 @@ def environment() -> dict[str, Any]:
     return info
 
 
-def run_study(args: argparse.Namespace, out: Path, log: Log, started: float) -> dict[str, Any]:
-    summary: dict[str, Any] = {"steps": {}}
+def study_env(args: argparse.Namespace, log: Log) -> dict[str, str] | str:
+    """The environment ``sftmix`` runs in: the data and GGUF that travelled (checked, the
+    wheels installed), or those of this machine with ``--cpu``; a string says what failed."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
            "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
     if args.cpu:
-        env["SFTMIX_DATA_DIR"] = str(args.data_dir)
-    else:
-        if not arrive(args.assets, "env", log, install=not args.no_install):
-            summary["error"] = "part env (wheels, data) is incomplete or the wheels did not install"
-            return summary
-        gguf = join_gguf(args.assets, log) if all(check_part(args.assets, p, log) for p in
-                                                  ("gguf1", "gguf2")) else None
-        if gguf is None:
-            summary["error"] = "the GGUF is incomplete or its sha256 differs: send gguf1 and gguf2 again"
-            return summary
-        env.update(SFTMIX_DATA_DIR=str(args.assets / "env" / "data"), SFTMIX_MODEL=str(gguf))
+        return {**env, "SFTMIX_DATA_DIR": str(args.data_dir)}
+    if not arrive(args.assets, "env", log, install=not args.no_install):
+        return "part env (wheels, data) is incomplete or the wheels did not install"
+    parts = all(check_part(args.assets, p, log) for p in ("gguf1", "gguf2"))
+    gguf = join_gguf(args.assets, log) if parts else None
+    if gguf is None:
+        return "the GGUF is incomplete or its sha256 differs: send gguf1 and gguf2 again"
+    return {**env, "SFTMIX_DATA_DIR": str(args.assets / "env" / "data"), "SFTMIX_MODEL": str(gguf)}
+
+
+def run_study(args: argparse.Namespace, out: Path, log: Log, started: float) -> dict[str, Any]:
+    """plan, run (until the deadline less the reserve), status, results; what they leave is
+    written to ``out`` at once, then report and suggest (until the deadline) are added."""
+    summary: dict[str, Any] = {"steps": {}}
+    env = study_env(args, log)
+    if isinstance(env, str):
+        summary["error"] = env
+        return summary
     summary["environment"] = environment()
     log(f"environment: {json.dumps(summary['environment'])}")
     sftmix = [sys.executable, "-m", "sftmix"]
     study = args.study_dir
-    deadline = started + args.deadline - args.reserve
-    steps: list[tuple[str, list[str], float | None]] = [
-        ("plan", [*sftmix, "plan", str(args.config), "--runs"], None),
-        ("run", [*sftmix, "run", str(args.config), "-o", str(study), "--workers", "1", *args.sets],
-         deadline),
-        ("status", [*sftmix, "status", str(study)], None),
-        ("results", [*sftmix, "results", str(study)], None),
-        ("report", [*sftmix, "report", str(study), "-o", str(study / "report"), "--weights", WEIGHTS],
-         None),
-    ]
-    run_start = time.time()
-    for name, cmd, until in steps:
+    end = started + args.deadline
+
+    def step(name: str, cmd: list[str], until: float | None = end) -> int:
         t0 = time.monotonic()
-        code = log.run(cmd, env, until)
+        code = log.run([*sftmix, *cmd], env, until)
         summary["steps"][name] = {"exit": code, "wall_s": round(time.monotonic() - t0, 1)}
-        if name == "plan" and code != 0:
-            return summary
-    t0 = time.monotonic()
-    suggest = subprocess.run([*sftmix, "suggest", str(study), "--weights", WEIGHTS], env=env,
-                             capture_output=True, text=True)
-    (out / "suggest.txt").write_text(suggest.stdout + suggest.stderr)
-    log(f"$ sftmix suggest {study} --weights {WEIGHTS}\n{suggest.stdout}{suggest.stderr}(exit {suggest.returncode})")
-    summary["steps"]["suggest"] = {"exit": suggest.returncode, "wall_s": round(time.monotonic() - t0, 1)}
+        return code
+
+    if step("plan", ["plan", str(args.config), "--runs"]) != 0:
+        return summary
+    run_start = time.time()
+    step("run", ["run", str(args.config), "-o", str(study), "--workers", "1", *args.sets],
+         end - args.reserve)
+    step("status", ["status", str(study)])
+    step("results", ["results", str(study)])
     timings = {**job_timings(study, run_start), **compute_times(study)}
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     summary["per_kind"] = timings["per_kind"]
     if (study / "results.sqlite").is_file():
         shutil.copyfile(study / "results.sqlite", out / "results.sqlite")
-    pack(out, "report.tar.gz", study, ["report/**/*"])
     pack(out, "study.tar.gz", study, ["study.yaml", "layout.json", "jobs/*", "logs/*",
                                       "stages/*/stage_config.json", "stages/*/data_manifest.json",
                                       "stages/*/train_log.jsonl", "mixtures/*/manifest.json",
                                       "evals/*/summary.json"])
     pack(out, "evals.tar.gz", study, ["evals/*/items.jsonl"])
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))  # replaced at the end
+    step("report", ["report", str(study), "-o", str(study / "report"), "--weights", WEIGHTS])
+    pack(out, "report.tar.gz", study, ["report/**/*"])
+    t0 = time.monotonic()
+    try:
+        suggest = subprocess.run([*sftmix, "suggest", str(study), "--weights", WEIGHTS], env=env,
+                                 capture_output=True, text=True, timeout=max(1.0, end - t0))
+        text, code = suggest.stdout + suggest.stderr, suggest.returncode
+    except subprocess.TimeoutExpired:
+        text, code = "sftmix suggest did not finish before the deadline\n", -1
+    (out / "suggest.txt").write_text(text)
+    log(f"$ sftmix suggest {study} --weights {WEIGHTS}\n{text}(exit {code})")
+    summary["steps"]["suggest"] = {"exit": code, "wall_s": round(time.monotonic() - t0, 1)}
     return summary
 
 
