@@ -55,6 +55,16 @@ def test_training_queries_are_real_first_turns(queries: dict[str, list[str]], sh
     assert training_queries(_sources(shared_data), 6, seed=1) != queries
 
 
+def test_training_queries_of_a_source_of_several_files(shared_data: Path) -> None:
+    alpaca = shared_data / "general" / "alpaca_en_demo.json"
+    sharegpt = shared_data / "general" / "sharegpt_dpo_chosen.json"
+    both = training_queries({"general": [(str(alpaca), "alpaca"), (str(sharegpt), "sharegpt")]}, 1299)
+    # All 999 + 300 first turns: each file's, read with its own format.
+    alone = [q for path, fmt in ((alpaca, "alpaca"), (sharegpt, "sharegpt"))
+             for q in training_queries({"general": (str(path), fmt)}, 1299)["general"]]
+    assert len(alone) == 1299 and sorted(both["general"]) == sorted(alone)
+
+
 def test_mean_pooling_ignores_padding(tmp_path: Path, queries: dict[str, list[str]]) -> None:
     texts = [q for qs in queries.values() for q in qs]
     save_tiny_llama(tmp_path / "m", texts, seed=0)
