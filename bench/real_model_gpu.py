@@ -339,7 +339,7 @@ def run_study(args: argparse.Namespace, out: Path, log: Log, started: float) -> 
         summary["steps"][name] = {"exit": code, "wall_s": round(time.monotonic() - t0, 1)}
         return code
 
-    if step("plan", ["plan", str(args.config), "--runs"]) != 0:
+    if step("plan", ["plan", str(args.config), "--runs"], None) != 0:
         return summary
     run_start = time.time()
     step("run", ["run", str(args.config), "-o", str(study), "--workers", "1", *args.sets],
