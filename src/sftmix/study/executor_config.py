@@ -50,7 +50,7 @@ class ExecutorConfig(StrictModel):
 
     # Blocks named after job kinds are the extra fields, each validated as Resources.
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, Resources] = Field(init=False)
+    __pydantic_extra__: dict[str, Resources]  # typed extras: each validated (pydantic >= 2.7 reads this annotation)
 
     name: str = "local"
     partition: str | None = None

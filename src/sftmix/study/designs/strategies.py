@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import ConfigDict, PrivateAttr, ValidationError, model_validator
 
 from sftmix.config import FieldError, StrictModel
 from sftmix.errors import ConfigError
@@ -36,7 +36,7 @@ class StrategiesDesign(StrictModel):
     """``baselines`` and one block per strategy (the extra fields, checked against STRATEGIES)."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, Any] = Field(init=False)
+    __pydantic_extra__: dict[str, Any]  # typed extras: each validated (pydantic >= 2.7 reads this annotation)
 
     baselines: bool = True
     # Strategy name -> the options of each of its runs (validated), in the registry's order.
