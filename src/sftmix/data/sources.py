@@ -181,7 +181,7 @@ def _finish(loaded: LoadedSource) -> LoadedSource:
     counts = (loaded.records_read, loaded.skipped, len(loaded.examples))
     # A command reads a source several times (its size for the plan, a tokenizer's texts, a
     # mixture): the same file giving the same counts is said once per process.
-    seen = (spec.name, spec.path or spec.hub, loaded.sha256, counts)
+    seen = (spec.name, repr(spec.path or spec.hub), loaded.sha256, counts)  # a path may be a list
     log.log(logging.DEBUG if seen in _REPORTED else logging.INFO,
             "source %s: %d read, %d skipped, %d kept", spec.name, *counts)
     _REPORTED.add(seen)
