@@ -162,7 +162,8 @@ def test_a_dry_run_writes_every_script_and_submits_nothing(shared_data: Path, tm
     env_path = os.environ["PATH"]
     os.environ["PATH"] = str(tmp_path / "no-slurm-here")  # no sbatch, squeue or scontrol to call
     try:
-        code, printed = _sftmix("run", study, "-o", out, "--dry-run")
+        # 2 nodes x 4 GPUs: 8 processes of 4 rows each, 32 rows a step.
+        code, printed = _sftmix("run", study, "-o", out, "--dry-run", "--set", "training.global_batch_size=32")
     finally:
         os.environ["PATH"] = env_path
     assert code == 0, printed

@@ -173,7 +173,7 @@ def test_an_ability_may_read_several_files(tmp_path: Path, shared_data: Path) ->
     assert study.abilities["code"].data.path[0] == str(shared_data / "code" / "code_alpaca_2k.json")
     assert study.abilities["code"].data.path[1].path == str(shared_data / "code" / "gpteacher_codegen.json")
     plan = build_plan(study)
-    assert source_stats(plan)["code"][0] == 2015 + 4535  # code_alpaca_2k's 2 blank records skipped
+    assert source_stats(study)["code"].examples == 2015 + 4535  # code_alpaca_2k's 2 blank records skipped
     # The other abilities' stages are the same work as with one code file; code's is not.
     assert len(set(plan.stages) & set(build_plan(load(one_file)).stages)) == 2
 

@@ -74,7 +74,8 @@ class SlurmExecutor(Executor):
 
     @classmethod
     def stage_processes(cls, study: StudyConfig) -> int:
-        return study.executor.kind("stage").launch_processes
+        stage = study.executor.kind("stage")
+        return stage.launch_processes * stage.nodes  # one rendezvous over every node's processes
 
     # -- submission ------------------------------------------------------------------------
     def _executor(self, study_dir: Path) -> Any:
