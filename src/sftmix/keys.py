@@ -43,6 +43,16 @@ def cached_sha256(path: str | Path) -> str:
     return found
 
 
+def source_fingerprint(path: Any) -> str:
+    """A source's files: one path's :func:`path_fingerprint`, or for a list of files (each
+    with its own format) the hash of each one's, in order."""
+    from sftmix.data.spec import source_files
+
+    if isinstance(path, str | Path):
+        return path_fingerprint(path)
+    return config_hash([path_fingerprint(p) for p, _ in source_files(path, "")])
+
+
 def path_fingerprint(path: str | Path) -> str:
     """A file's sha256, or for a folder (a Hugging Face dataset folder) the hash of the
     names and sizes of the files under it."""

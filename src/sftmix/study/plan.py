@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sftmix.data.spec import SourcePath, source_files
-from sftmix.hashing import config_hash
-from sftmix.keys import path_fingerprint
+from sftmix.data.spec import SourcePath
+from sftmix.keys import source_fingerprint
 from sftmix.secrets import public
 from sftmix.study.config import ModelConfig, StageConfig, StudyConfig
 from sftmix.study.kinds import artefact, job_key
@@ -199,11 +198,7 @@ class Planner:
 
     # -- specs and keys ------------------------------------------------------------------
     def _sha(self, path: SourcePath | None) -> str | None:
-        if not self.hash_files or path is None:
-            return None
-        if isinstance(path, str):
-            return path_fingerprint(path)
-        return config_hash([path_fingerprint(p) for p, _ in source_files(path, "")])
+        return source_fingerprint(path) if self.hash_files and path is not None else None
 
     def base_model(self, model: ModelConfig) -> str:
         """The folder the model's first stages start from (made by a job unless a HF folder)."""
