@@ -103,6 +103,16 @@ def _job_keys(out: Path) -> list[str]:
     return sorted(p.stem for p in (out / "jobs").glob("*.json") if not p.name.endswith(".failed.json"))
 
 
+def _assert_same_weights(out: Path, reference: Path) -> None:
+    """Both DMT stages of ``out`` end with the weights of the single-process local run."""
+    ours, theirs = _stages(out), _stages(reference)
+    for label in ("dmt.specialist", "dmt.general"):
+        a = load_file(ours[label] / "model.safetensors")
+        b = load_file(theirs[label] / "model.safetensors")
+        for name in a:  # two processes sum each gradient in another order than one
+            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+
 def _stages(out: Path) -> dict[str, Path]:
     """Stage label -> folder, for complete stages."""
     return {json.loads((d / "stage_config.json").read_text())["name"]: d
@@ -209,12 +219,7 @@ def test_warned_stage_requeues_itself_and_cancelled_stage_resumes_on_rerun(
     assert read_records(out)[second]["job_id"] != second_id
     resolved = json.loads((out / "stages" / second / "stage_config.json").read_text())
     assert resolved["resumed_from"], resolved
-    ours, theirs = _stages(out), _stages(reference)
-    for label in ("dmt.specialist", "dmt.general"):
-        a = load_file(ours[label] / "model.safetensors")
-        b = load_file(theirs[label] / "model.safetensors")
-        for name in a:  # two processes sum each gradient in another order than one
-            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    _assert_same_weights(out, reference)
 
 
 def test_a_two_node_stage_trains_as_one_process(slurm_cluster: LoopbackCluster, reference: Path,
@@ -235,12 +240,7 @@ def test_a_two_node_stage_trains_as_one_process(slurm_cluster: LoopbackCluster, 
         assert (out / "logs" / f"{key}.log").is_file() and (out / "logs" / f"{key}.node1.log").is_file()
         resolved = json.loads((out / "stages" / key / "stage_config.json").read_text())
         assert resolved["world_size"] == 2, resolved
-    ours, theirs = _stages(out), _stages(reference)
-    for label in ("dmt.specialist", "dmt.general"):
-        a = load_file(ours[label] / "model.safetensors")
-        b = load_file(theirs[label] / "model.safetensors")
-        for name in a:  # two processes sum each gradient in another order than one
-            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    _assert_same_weights(out, reference)
 
 
 def test_cancel_stops_the_queued_jobs(slurm_cluster: LoopbackCluster, reference: Path,
