@@ -132,7 +132,7 @@ def study_files(config: Path, data_dir: Path) -> list[str]:
 
     study = load_study(config)
     files = [p for a in study.abilities.values() for p, _ in source_files(a.data.path, a.data.format)]
-    return [str(Path(p).relative_to(data_dir.resolve())) for p in files]
+    return [str(Path(p).resolve().relative_to(data_dir.resolve())) for p in files]  # links too
 
 
 def prepare(assets: Path, data_dir: Path, wheels: bool) -> dict[str, Any]:

@@ -170,8 +170,9 @@ def test_an_ability_may_read_several_files(tmp_path: Path, shared_data: Path) ->
 
     study = load(text)
     # Relative paths start at the study file's folder, each file's own.
-    assert study.abilities["code"].data.path[0] == str(shared_data / "code" / "code_alpaca_2k.json")
-    assert study.abilities["code"].data.path[1].path == str(shared_data / "code" / "gpteacher_codegen.json")
+    code = study.abilities["code"].data.path
+    assert Path(code[0]).resolve() == (shared_data / "code" / "code_alpaca_2k.json").resolve()
+    assert Path(code[1].path).resolve() == (shared_data / "code" / "gpteacher_codegen.json").resolve()
     plan = build_plan(study)
     assert source_stats(study)["code"].examples == 2015 + 4535  # code_alpaca_2k's 2 blank records skipped
     # The other abilities' stages are the same work as with one code file; code's is not.
