@@ -131,16 +131,18 @@ def test_failed_judge_exits_1_and_a_rerun_completes(
     assert len(srv.requests) == 4
 
 
-def _no_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def judgeless_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny model to evaluate, with no judge configured in the environment."""
     for name in ("SFTMIX_JUDGE_BASE_URL", "SFTMIX_JUDGE_API_KEY", "OPENAI_API_KEY", "SFTMIX_JUDGE_MODEL"):
         monkeypatch.delenv(name, raising=False)
+    return tiny_model_dir(shared_data, tmp_path_factory)
 
 
 def test_default_suites_without_a_judge_run_the_others_and_say_so(
-        tmp_path: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    model = tiny_model_dir(shared_data, tmp_path_factory)
-    _no_judge(monkeypatch)
+        tmp_path: Path, shared_data: Path, judgeless_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = judgeless_model
     out = tmp_path / "out"
     with one_torch_thread():
         code = main(["eval", str(model), "--limit", "1", "--max-new-tokens", "2",
@@ -158,12 +160,9 @@ def test_default_suites_without_a_judge_run_the_others_and_say_so(
 
 
 def test_mtbench_named_without_a_judge_stops_before_any_work(
-        tmp_path: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    model = tiny_model_dir(shared_data, tmp_path_factory)
-    _no_judge(monkeypatch)
+        tmp_path: Path, judgeless_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    assert main(["eval", str(model), "--suite", "gsm8k,mtbench", "-o", str(out)]) == 2
+    assert main(["eval", str(judgeless_model), "--suite", "gsm8k,mtbench", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "mtbench: the judge is https://api.openai.com/v1 but no API key is set" in err
     assert not out.exists()

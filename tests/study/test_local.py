@@ -16,10 +16,10 @@ from sftmix.study.load import load_study
 from sftmix.study.local import LocalExecutor
 from sftmix.study.pool import Handle
 from sftmix.study.runner import run_study
+from tests.study.pools import SettledAtSubmit
 
 
-class StagesFail:
-    slots = 1
+class StagesFail(SettledAtSubmit):
 
     def submit(self, job: Job, job_file: Path, log_file: Path) -> Handle:
         if job.kind == "stage":
@@ -28,15 +28,6 @@ class StagesFail:
             with building(out):
                 pass
         return Handle(job, State.DONE)
-
-    def poll(self, handle: Handle) -> State:
-        return State(handle.ref)
-
-    def cancel(self, handle: Handle) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_evaluations_after_the_last_failed_stage_are_counted_blocked(tmp_path: Path, shared_data: Path) -> None:

@@ -15,6 +15,7 @@ from sftmix.study.pool import Handle
 from sftmix.study.priority import by_priority, remaining_path
 from sftmix.study.runner import run_study
 from sftmix.study.slurm import submission_order
+from tests.study.pools import SettledAtSubmit
 from tests.study.tiny_study import ABILITIES, MODELS
 
 STUDY = "name: order\n" + ABILITIES + MODELS + """\
@@ -47,10 +48,8 @@ def test_the_longest_chain_comes_first_on_a_synthetic_graph() -> None:
     assert order == ["m", "b", "b2", "b3", "a", "a2", "e"]
 
 
-class _Instant:
+class _Instant(SettledAtSubmit):
     """Completes each job the moment it starts (writes the markers) and records the order."""
-
-    slots = 1
 
     def __init__(self) -> None:
         self.started: list[Job] = []
@@ -60,16 +59,7 @@ class _Instant:
         for out in job.outputs.values():
             out.mkdir(parents=True, exist_ok=True)
             (out / "COMPLETE.json").write_text("{}")
-        return Handle(job, None)
-
-    def poll(self, handle: Handle) -> State:
-        return State.DONE
-
-    def cancel(self, handle: Handle) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        return Handle(job, State.DONE)
 
 
 def test_the_local_scheduler_starts_the_largest_dmt_chain_first(shared_data: Path, tmp_path: Path) -> None:

@@ -22,14 +22,13 @@ from sftmix.study.pool import Handle
 from sftmix.study.runner import run_study
 from sftmix.study.store import STORE_NAME, ResultsStore
 from sftmix.study.worker import run_job
+from tests.study.pools import SettledAtSubmit
 
 pytestmark = pytest.mark.slow
 
 
-class InlinePool:
+class InlinePool(SettledAtSubmit):
     """Runs each job to the end inside ``submit``; records the order."""
-
-    slots = 1
 
     def __init__(self, before: Callable[[Job], None] | None = None) -> None:
         self.order: list[str] = []
@@ -40,15 +39,6 @@ class InlinePool:
         if self.before is not None:
             self.before(job)
         return Handle(job, State.DONE if run_job(job_file) == 0 else State.FAILED)
-
-    def poll(self, handle: Handle) -> State:
-        return State(handle.ref)
-
-    def cancel(self, handle: Handle) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
