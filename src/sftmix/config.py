@@ -285,19 +285,25 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 class Problems:
     """Problems found across several fields of one file, each reported with its line and field.
 
-    ``add(loc, message)`` records one; ``raise_if_any()`` raises them all as one ConfigError.
+    ``add(loc, message)`` records one; ``note(text)`` a remedy several of them share, said once
+    at the end; ``raise_if_any()`` raises them all as one ConfigError.
     """
 
     def __init__(self, source: Source | str) -> None:
         self.source = as_source(source)
         self.items: list[str] = []
+        self.notes: list[str] = []
 
     def add(self, loc: tuple[Any, ...], message: str) -> None:
         self.items.append(f"{self.source.where(loc)}, field '{field_path(loc)}': {message}")
 
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
     def raise_if_any(self) -> None:
         if self.items:
-            raise ConfigError("; ".join(self.items))
+            raise ConfigError("; ".join(self.items) + "".join(f". {n}" for n in self.notes))
 
 
 class FieldError(ValueError):

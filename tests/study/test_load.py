@@ -186,3 +186,23 @@ def test_an_ability_may_read_several_files(tmp_path: Path, shared_data: Path) ->
     with pytest.raises(ConfigError, match=r"field 'abilities.code.data.path\[1\].format': unknown data "
                                           r"format 'alpacca'"):
         load(wrong)
+
+
+def test_files_missing_where_data_get_writes_say_how_to_get_them_once(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text("name: s\nabilities:\n"
+                    "  maths: {data: {path: data/paper/gsm8k/train.jsonl, format: gsm8k}}\n"
+                    "  code: {data: {path: data/paper/code/code_alpaca.jsonl, format: alpaca}}\n"
+                    "models: [{name: m, tiny: {vocab_size: 400, hidden: 32, layers: 2, heads: 2}}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_study(path)
+    message = str(caught.value)
+    assert "line 3, field 'abilities.maths.data.path': data file not found" in message
+    assert "line 4, field 'abilities.code.data.path': data file not found" in message
+    assert message.count("'sftmix data get'") == 1
+    assert message.endswith("writes the reference study's data to data/paper (docs/data.md); or point the "
+                            "config at your own files")
+    path.write_text(path.read_text().replace("data/paper/", "mine/"))
+    with pytest.raises(ConfigError) as caught:
+        load_study(path)
+    assert "data get" not in str(caught.value)

@@ -72,6 +72,16 @@ def _check_sources(study: StudyConfig, p: _Problems) -> None:
             if not Path(path).exists():
                 several = (i,) if isinstance(data.path, list) else ()
                 p.add(("abilities", name, "data", "path", *several), f"data file not found: {path}")
+                _data_get_hint(path, p)
+
+
+def _data_get_hint(path: str, p: _Problems) -> None:
+    """For a missing file where ``sftmix data get`` writes (the paper configs read there): how to get it."""
+    from sftmix.data.get import DEFAULT_OUT
+
+    if f"/{DEFAULT_OUT.as_posix()}/" in Path(path).as_posix():
+        p.note(f"'sftmix data get', run at the top of the checkout, writes the reference study's data to "
+               f"{DEFAULT_OUT} (docs/data.md); or point the config at your own files")
 
 
 def _check_models(study: StudyConfig, p: _Problems) -> None:
@@ -254,6 +264,7 @@ def _check_evaluation_paths(study: StudyConfig, written: StudyConfig, p: _Proble
                 as_written = written.evaluation[suite][key]
                 shown = value if as_written == value else f"{as_written} (that is, {value})"
                 p.add(("evaluation", suite, key), f"not found: {shown}")
+                _data_get_hint(value, p)
 
 
 def _check_evaluation(study: StudyConfig, p: _Problems) -> None:
