@@ -48,5 +48,18 @@ def test_lab_configs_are_valid_studies(monkeypatch, tmp_path: Path) -> None:
                       " general_train: 16, general_test: 4}\n")
     write_corpus(corpus, config)
     monkeypatch.setenv("SFTMIX_LAB_DIR", str(corpus))
-    plan = build_plan(load_study(configs_dir() / "demo.yaml"))
-    assert {r.design for r in plan.runs} == {"scaling", "mixed", "ratio", "strategies"}
+    full = build_plan(load_study(configs_dir() / "full.yaml"))
+    assert {r.design for r in full.runs} == {"scaling", "mixed", "ratio", "strategies"}
+    assert full.study.seeds == [0]
+    # The demo: every run a lab finding rests on (bench/lab_checks.py), at three seeds, nothing else.
+    demo = build_plan(load_study(configs_dir() / "demo.yaml"))
+    assert demo.study.seeds == [0, 1, 2]
+    runs = {(r.design, tuple(sorted((k, str(v)) for k, v in r.coords.items())), r.seed) for r in demo.runs}
+    needed = [("scaling", (("ability", a), ("fraction", f))) for a in ("maths", "code")
+              for f in ("1.0", "0.125")]
+    needed += [("strategies", (("strategy", "sequential"),)),
+               ("strategies", (("k", "0.125"), ("strategy", "dmt")))]
+    assert {(d, c, s) for d, c in needed for s in (0, 1, 2)} <= runs
+    assert {r.design for r in demo.runs} == {"scaling", "strategies"}
+    assert {r.coords.get("strategy") for r in demo.runs if r.design == "strategies"} == {
+        "maths-only", "code-only", "general-only", "sequential", "dmt"}

@@ -16,7 +16,7 @@ from sftmix.study.runner import prepare
 
 @pytest.fixture(scope="module")
 def lab_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
-    """The lab study's job files (the demo's study, on a small corpus), key -> its file."""
+    """The full lab study's job files (four designs, one seed, on a small corpus), key -> its file."""
     folder = tmp_path_factory.mktemp("lab")
     config = folder / "corpus.yaml"
     config.write_text("sizes: {maths_train: 16, maths_test: 4, code_train: 16, code_test: 4,"
@@ -24,7 +24,7 @@ def lab_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, st
     write_corpus(folder / "corpus", config)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SFTMIX_LAB_DIR", str(folder / "corpus"))
-        prepare(load_study(configs_dir() / "demo.yaml"), folder / "study")
+        prepare(load_study(configs_dir() / "full.yaml"), folder / "study")
     return {p.stem: json.loads(p.read_text()) for p in (folder / "study" / "jobs").glob("*.json")}
 
 

@@ -110,3 +110,22 @@ def test_bf16_autocast_trains_and_saves_fp32_weights(shared_data: Path, tmp_path
     assert records and all(0 < r["loss"] < 20 for r in records)
     weights = load_file(out / "model.safetensors")
     assert all(w.dtype == torch.float32 for w in weights.values())
+
+
+def test_warmup_stable_decay_holds_the_peak_then_decays_over_its_share(shared_data: Path,
+                                                                       tmp_path: Path) -> None:
+    """16 examples at batch 1, 2 epochs: 32 steps; 2 of warm-up, the last 8 (decay_ratio 0.25)
+    falling to 0, the peak in between -- read from the stage's own log."""
+    examples, base = _setup(shared_data, tmp_path)
+    settings = TrainSettings(max_length=384, packing=False, epochs=2, learning_rate=1e-3,
+                             global_batch_size=1, per_device_batch_size=1, precision="fp32",
+                             warmup_ratio=0.0625, lr_scheduler="warmup_stable_decay", decay_ratio=0.25)
+    out = run_stage(base, examples, settings, tmp_path / "wsd")
+    rates = [r["learning_rate"] for r in read_train_log(out / "train_log.jsonl")]
+    assert len(rates) == 32
+    assert rates[0] < 1e-3 and rates[2:24] == pytest.approx([1e-3] * 22)
+    decay = rates[24:]
+    assert all(a > b for a, b in zip(decay, decay[1:], strict=False)) and decay[-1] < 1e-4
+    # Other schedules do not read decay_ratio, so it is no part of their stages' keys.
+    assert "decay_ratio" not in TrainSettings(decay_ratio=0.5).identity()
+    assert settings.identity()["decay_ratio"] == 0.25

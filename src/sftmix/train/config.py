@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "bf16_weights", "auto"]
 Attention = Literal["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]
-LrScheduler = Literal["cosine", "linear", "constant_with_warmup", "cosine_with_min_lr"]
+LrScheduler = Literal["cosine", "linear", "constant_with_warmup", "cosine_with_min_lr", "warmup_stable_decay"]
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -131,6 +131,9 @@ class TrainSettings(StrictModel, ByName):
     learning_rate: float = Field(2e-5, gt=0)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     lr_scheduler: LrScheduler = "cosine"
+    decay_ratio: float = Field(0.2, gt=0, le=1, description="warmup_stable_decay: the last share of "
+                               "the steps, over which the rate falls (cosine) from its peak to 0; "
+                               "before it, the rate stays at its peak")
     global_batch_size: int = Field(128, ge=1)
     per_device_batch_size: int = Field(2, ge=1)
     weight_decay: float = Field(0.0, ge=0)
@@ -154,7 +157,10 @@ class TrainSettings(StrictModel, ByName):
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine a stage's weights, as plain data: what its key hashes."""
-        return self.model_dump(mode="json", exclude=compute_only_fields(type(self)))
+        out = self.model_dump(mode="json", exclude=compute_only_fields(type(self)))
+        if self.lr_scheduler != "warmup_stable_decay":
+            del out["decay_ratio"]  # no other schedule reads it: their keys stay what they were
+        return out
 
     def optimiser_steps(self, rows: int, world_size: int = 1) -> int:
         """Optimiser steps over ``rows`` training rows: ``epochs`` of them, capped by ``max_steps``.

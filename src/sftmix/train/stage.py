@@ -235,6 +235,7 @@ def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSett
         learning_rate=settings.learning_rate,
         warmup_steps=settings.warmup_ratio,  # a float < 1 is a ratio of the total steps
         lr_scheduler_type=settings.lr_scheduler,
+        lr_scheduler_kwargs=_scheduler_kwargs(settings, len(dataset), world_size),
         per_device_train_batch_size=settings.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
         weight_decay=settings.weight_decay,
@@ -265,6 +266,15 @@ def _make_trainer(parent: Path, examples: Sequence[Example], settings: TrainSett
                          callbacks=[JsonlLogCallback(work / "train_log.jsonl"), *callbacks,
                                     *checkpoint_on_signal()])
     return trainer, stats
+
+
+def _scheduler_kwargs(settings: TrainSettings, rows: int, world_size: int) -> dict[str, int]:
+    """What the schedule needs beyond the Trainer's arguments: warmup-stable-decay's decay
+    length, in steps, from ``decay_ratio`` of the steps the stage will take."""
+    if settings.lr_scheduler != "warmup_stable_decay":
+        return {}
+    steps = settings.optimiser_steps(rows, world_size)
+    return {"num_decay_steps": max(1, round(settings.decay_ratio * steps))}
 
 
 def _step_cap(settings: TrainSettings, rows: int, world_size: int) -> int:
