@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_warmup_stable_decay_holds_the_peak_then_decays_over_its_share(shared_da
     assert len(rates) == 32
     assert rates[0] < 1e-3 and rates[2:24] == pytest.approx([1e-3] * 22)
     decay = rates[24:]
-    assert all(a > b for a, b in zip(decay, decay[1:], strict=False)) and decay[-1] < 1e-4
+    assert all(a > b for a, b in pairwise(decay)) and decay[-1] < 1e-4
     # Other schedules do not read decay_ratio, so it is no part of their stages' keys.
     assert "decay_ratio" not in TrainSettings(decay_ratio=0.5).identity()
     assert settings.identity()["decay_ratio"] == 0.25
