@@ -27,6 +27,7 @@ def test_seeds_pool_into_mean_and_interval(tmp_path: Path, shared_data: Path) ->
     assert len(res.rows[res.rows["suite"] == "gsm8k"]) == 3
     (row,) = res.primary[res.primary["suite"] == "gsm8k"].to_dict("records")
     assert row["run"] == "mixed/1/m" and row["seeds"] == [0, 1, 2] and row["n_seeds"] == 3
+    assert row["seed_values"] == pytest.approx([0.40, 0.50, 0.60])  # each seed's value, in seed order
     assert row["value"] == pytest.approx(0.5)
     between = 0.1 / math.sqrt(3)  # sd of (0.4, 0.5, 0.6) over sqrt(3)
     within = math.sqrt(3 * (0.05 / Z95) ** 2) / 3

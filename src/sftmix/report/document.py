@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from sftmix.report.plotting import FigureOut
 from sftmix.report.tables import Table
 
+FINDINGS_TITLE = "Findings, seed by seed"
+
 
 @dataclass
 class Section:
@@ -15,6 +17,9 @@ class Section:
     text: str = ""
     figures: list[FigureOut] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    # The comparisons the section's figures show, one sentence each with every seed's evidence
+    # (sftmix.report.findings).
+    findings: list[str] = field(default_factory=list)
     code: str | None = None  # preformatted text (the study config)
 
 

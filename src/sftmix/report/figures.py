@@ -233,7 +233,10 @@ def dmt_figure(res: StudyResults, paper: bool = True) -> FigureOut:
 # -- the sections of the designs (``sftmix.study.designs``: each names its function) -----------
 
 def scaling_sections(res: StudyResults, paper: bool) -> list[Section]:
-    return [Section("rq1", "RQ1: each ability alone, by amount", figures=[scaling_figure(res, paper)])]
+    from sftmix.report.findings import scaling_findings
+
+    return [Section("rq1", "RQ1: each ability alone, by amount", figures=[scaling_figure(res, paper)],
+                    findings=[c.text() for c in scaling_findings(res)])]
 
 
 def mixed_sections(res: StudyResults, paper: bool) -> list[Section]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from sftmix.report.document import Report, Section
+from sftmix.report.document import FINDINGS_TITLE, Report, Section
 from sftmix.report.plotting import FigureOut
 from sftmix.report.tables import Table, cell_text
 
@@ -55,6 +55,9 @@ def _section(s: Section) -> str:
     parts = [f"<section id=\"{escape(s.key)}\"><h2>{escape(s.title)}</h2>"]
     if s.text:
         parts.append(f"<p>{escape(s.text)}</p>")
+    if s.findings:
+        items = "".join(f"<li>{escape(x)}</li>" for x in s.findings)
+        parts.append(f"<h3>{FINDINGS_TITLE}</h3><ul class=\"findings\" id=\"findings-{escape(s.key)}\">{items}</ul>")
     parts += [_table(t) for t in s.tables]
     parts += [_figure(f) for f in s.figures]
     if s.code:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sftmix.report.document import Report, Section
+from sftmix.report.document import FINDINGS_TITLE, Report, Section
 from sftmix.report.tables import Table, cell_text
 
 
@@ -25,6 +25,8 @@ def _section(s: Section, figure_dir: str) -> list[str]:
     lines = [f"## {s.title}", ""]
     if s.text:
         lines += [s.text, ""]
+    if s.findings:
+        lines += [f"**{FINDINGS_TITLE}**", "", *(f"- {x}" for x in s.findings), ""]
     for t in s.tables:
         lines += _table(t)
     for f in s.figures:

@@ -169,9 +169,11 @@ def radar_figure(res: StudyResults) -> FigureOut:
 def strategies_sections(res: StudyResults, paper: bool) -> list[Section]:
     """RQ4's section (tables, bars per ability, the MT-Bench radar) and DMT's choice of k."""
     from sftmix.report.figures import dmt_figure
+    from sftmix.report.findings import strategy_findings
     from sftmix.report.tables import paper_strategy_table, strategy_table
 
     rq4 = [x for x in (strategy_table(res), paper_strategy_table() if paper else None) if x]
     return [Section("rq4", "RQ4: training strategies", tables=rq4,
-                    figures=[strategy_bars(res, paper), radar_figure(res)]),
+                    figures=[strategy_bars(res, paper), radar_figure(res)],
+                    findings=[c.text() for c in strategy_findings(res)]),
             Section("dmt", "DMT: choosing k", figures=[dmt_figure(res, paper)])]

@@ -21,15 +21,21 @@ Cell = Any  # str | int | float | Estimate | None
 
 @dataclass(frozen=True)
 class Estimate:
+    """A value with its 95% interval and, for a mean over several seeds, the seeds' own values:
+    the interval says how sure the mean is, the seeds how far one run can land from it."""
+
     value: float
     low: float | None = None
     high: float | None = None
+    seeds: tuple[float, ...] = ()
 
     def text(self, digits: int = 3) -> str:
         v = f"{self.value:.{digits}f}"
-        if self.low is None or self.high is None:
-            return v
-        return f"{v} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        if self.low is not None and self.high is not None:
+            v += f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        if len(self.seeds) > 1:
+            v += f"; {len(self.seeds)} seeds {min(self.seeds):.2f}–{max(self.seeds):.2f}"
+        return v
 
 
 @dataclass
@@ -69,7 +75,9 @@ def cell_text(cell: Cell, digits: int = 3) -> str:
 def estimate(row: pd.Series) -> Estimate:
     def opt(x: Any) -> float | None:
         return None if x is None or pd.isna(x) else float(x)
-    return Estimate(float(row["value"]), opt(row["ci_low"]), opt(row["ci_high"]))
+    seeds = row.get("seed_values")
+    return Estimate(float(row["value"]), opt(row["ci_low"]), opt(row["ci_high"]),
+                    tuple(seeds) if isinstance(seeds, list | tuple) else ())
 
 
 def measure_name(ability: str, suite: str, metric: str) -> str:
@@ -104,7 +112,8 @@ def strategy_table(res: StudyResults) -> Table | None:
     columns = ["strategy", *(["model"] if len(models) > 1 else []),
                *(measure_name(*m) for m in measures)]
     table = Table("rq4_strategies", "Each strategy's headline scores", columns,
-                  caption="Headline metric of each ability's suite, mean over seeds with its 95% interval.")
+                  caption="Headline metric of each ability's suite, mean over seeds with its 95% "
+                          "interval and, with several seeds, the lowest and highest seed.")
     ks = d["c_k"] if "c_k" in d else pd.Series([None] * len(d))
     keys = strategy_order(res, [(s, None if s != "dmt" else k) for s, k in zip(d["c_strategy"], ks, strict=True)])
     for model in models:
@@ -140,7 +149,8 @@ def runs_table(res: StudyResults) -> Table:
     measures = res.measures()
     p = res.primary
     table = Table("runs", "All runs", ["run", "design", "seeds", *(measure_name(*m) for m in measures)],
-                  caption="Headline metrics, mean over seeds with the 95% interval.")
+                  caption="Headline metrics, mean over seeds with the 95% interval and, with "
+                          "several seeds, the lowest and highest seed.")
     for run, part in p.groupby("run", sort=False):
         row: list[Cell] = [run, part["design"].iloc[0], len(part["seeds"].iloc[0])]
         for ability, suite, metric in measures:

@@ -111,7 +111,7 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (run without seed, metric): mean over seeds and the pooled 95% interval."""
     coord_cols = [c for c in frame.columns if c.startswith("c_")]
     cols = [*KEY_COLUMNS, *coord_cols, "value", "ci_low", "ci_high", "n_seeds", "n",
-            "higher_is_better", "primary", "seeds", "evals"]
+            "higher_is_better", "primary", "seeds", "seed_values", "evals"]
     if frame.empty:
         return pd.DataFrame(columns=cols)
     out = []
@@ -125,7 +125,9 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
         row["n"] = None if pd.isna(first["n"]) else int(first["n"])
         row["higher_is_better"] = bool(first["higher_is_better"])
         row["primary"] = bool(first["primary"])
-        row["seeds"] = sorted(int(s) for s in part["seed"])
+        ordered = part.sort_values("seed")
+        row["seeds"] = [int(s) for s in ordered["seed"]]
+        row["seed_values"] = [float(v) for v in ordered["value"]]
         row["evals"] = tuple(sorted(set(part["eval"])))
         out.append(row)
     return pd.DataFrame(out, columns=cols)
