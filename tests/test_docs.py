@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Command prefixes (as written in the docs, after "$ ") that are not run, and why.
 EXCLUDED: dict[str, str] = {
-    "make demo": "the whole lab study (about 10 minutes); its parts are tested in tests/lab and "
+    "make demo": "the whole lab study (about 13 minutes); its parts are tested in tests/lab and "
                  "tests/study",
     "make test": "the test suite itself, this test included",
     "accelerate launch": "multi-process and multi-GPU training; tests/train/test_distributed.py "
