@@ -77,3 +77,11 @@ def test_one_seed_says_it_is_one_draw(full_study) -> None:
     assert found and all("one seed only" in c.text() for c in found)
     assert all(len(c.seeds) == 1 for c in strategy_findings(res))
     assert "seeds" not in Estimate(0.5, 0.4, 0.6, (0.5,)).text()
+
+
+def test_a_study_without_the_designs_has_no_findings(tmp_path: Path, shared_data: Path) -> None:
+    # Mixed runs carry a fraction but no trained-alone ability; no strategy runs at all.
+    res = load_results(make_study(tmp_path, study_dict(shared_data, {"mixed": {"fractions": [1, "1/4"]}})).dir)
+    assert scaling_findings(res) == [] and strategy_findings(res) == []
+    report = build_report(res, tsne_queries=0)
+    assert all(not s.findings for s in report.sections)

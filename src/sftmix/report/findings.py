@@ -90,7 +90,9 @@ def _headline(res: StudyResults) -> pd.DataFrame:
 def scaling_findings(res: StudyResults) -> list[Comparison]:
     """Each ability alone: its largest amount against its smallest, on its own metric."""
     rows = _headline(res)
-    rows = rows[rows["design"] == "scaling"] if "c_fraction" in rows else rows.iloc[0:0]
+    if not {"c_ability", "c_fraction"} <= set(rows.columns):
+        return []  # no scaling runs
+    rows = rows[rows["design"] == "scaling"]
     several = rows["model"].nunique() > 1
     out = []
     for (model, ability), part in rows.groupby(["model", "c_ability"], sort=False):
@@ -109,7 +111,9 @@ def scaling_findings(res: StudyResults) -> list[Comparison]:
 def strategy_findings(res: StudyResults) -> list[Comparison]:
     """Every strategy against each ability trained alone on all its data, on that ability."""
     rows = _headline(res)
-    rows = rows[rows["design"] == "strategies"] if "c_strategy" in rows else rows.iloc[0:0]
+    if "c_strategy" not in rows.columns:
+        return []  # no strategy runs
+    rows = rows[rows["design"] == "strategies"]
     several = rows["model"].nunique() > 1
     out = []
     for model, part in rows.groupby("model", sort=False):
