@@ -76,8 +76,9 @@ def estimate(row: pd.Series) -> Estimate:
     def opt(x: Any) -> float | None:
         return None if x is None or pd.isna(x) else float(x)
     seeds = row.get("seed_values")
+    several = isinstance(seeds, list | tuple) and len(seeds) > 1  # one seed's value is the value
     return Estimate(float(row["value"]), opt(row["ci_low"]), opt(row["ci_high"]),
-                    tuple(seeds) if isinstance(seeds, list | tuple) else ())
+                    tuple(seeds) if several else ())
 
 
 def measure_name(ability: str, suite: str, metric: str) -> str:
