@@ -90,7 +90,9 @@ class Log:
 
     def run(self, cmd: list[str], env: dict[str, str], deadline: float | None = None) -> int:
         """Run ``cmd``, its output logged line by line; at ``deadline`` (monotonic) it gets
-        SIGINT (sftmix stops, keeping what is complete) and, 60 s later, SIGKILL."""
+        SIGINT (sftmix stops, keeping what is complete), again every 10 s while it runs -- a
+        SIGINT that lands while a library is being imported can be swallowed by its broad
+        ``except`` -- and, 60 s after the first, SIGKILL."""
         self(f"$ {' '.join(cmd)}")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", start_new_session=True)
@@ -99,15 +101,18 @@ class Log:
         reader = threading.Thread(target=lambda: [self(line.rstrip("\n")) for line in stream],
                                   daemon=True)
         reader.start()
-        kill_at = None
+        kill_at = again_at = None
         while proc.poll() is None:
             now = time.monotonic()
             if deadline is not None and now > deadline and kill_at is None:
                 self("deadline reached: interrupting (complete work is kept; run again to resume)")
                 os.killpg(proc.pid, signal.SIGINT)
-                kill_at = now + 60
+                kill_at, again_at = now + 60, now + 10
             elif kill_at is not None and now > kill_at:
                 os.killpg(proc.pid, signal.SIGKILL)
+            elif again_at is not None and now > again_at:
+                os.killpg(proc.pid, signal.SIGINT)
+                again_at = now + 10
             time.sleep(0.2)
         reader.join(timeout=10)
         self(f"(exit {proc.returncode})")
