@@ -90,33 +90,37 @@ class Log:
 
     def run(self, cmd: list[str], env: dict[str, str], deadline: float | None = None) -> int:
         """Run ``cmd``, its output logged line by line; at ``deadline`` (monotonic) it gets
-        SIGINT (sftmix stops, keeping what is complete), again every 10 s while it runs -- a
-        SIGINT that lands while a library is being imported can be swallowed by its broad
-        ``except`` -- and, 60 s after the first, SIGKILL."""
+        SIGINT (sftmix stops, keeping what is complete) and, 60 s later, SIGKILL.
+
+        The child starts with SIGINT at its default: a script started in the background by
+        a shell (``nohup ... &``) inherits SIGINT ignored, and a Python started so never
+        turns SIGINT into KeyboardInterrupt -- the study would run on past its deadline."""
         self(f"$ {' '.join(cmd)}")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", start_new_session=True)
+                                text=True, errors="replace", start_new_session=True,
+                                preexec_fn=_default_sigint)
         assert proc.stdout is not None
         stream = proc.stdout
         reader = threading.Thread(target=lambda: [self(line.rstrip("\n")) for line in stream],
                                   daemon=True)
         reader.start()
-        kill_at = again_at = None
+        kill_at = None
         while proc.poll() is None:
             now = time.monotonic()
             if deadline is not None and now > deadline and kill_at is None:
                 self("deadline reached: interrupting (complete work is kept; run again to resume)")
                 os.killpg(proc.pid, signal.SIGINT)
-                kill_at, again_at = now + 60, now + 10
+                kill_at = now + 60
             elif kill_at is not None and now > kill_at:
                 os.killpg(proc.pid, signal.SIGKILL)
-            elif again_at is not None and now > again_at:
-                os.killpg(proc.pid, signal.SIGINT)
-                again_at = now + 10
             time.sleep(0.2)
         reader.join(timeout=10)
         self(f"(exit {proc.returncode})")
         return proc.returncode
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def sha256(path: Path) -> str:
