@@ -85,3 +85,15 @@ def test_a_study_without_the_designs_has_no_findings(tmp_path: Path, shared_data
     assert scaling_findings(res) == [] and strategy_findings(res) == []
     report = build_report(res, tsne_queries=0)
     assert all(not s.findings for s in report.sections)
+
+
+def test_an_ability_with_two_suites_is_compared_on_its_first(tmp_path: Path, shared_data: Path) -> None:
+    config = study_dict(shared_data, {"scaling": {"fractions": [1, "1/8"], "abilities": ["maths"]}},
+                        seeds=[0, 1])
+    config["abilities"]["maths"]["evals"] = ["gsm8k", "ifeval"]
+    values = {(f"scaling/maths/{f}/m/s{seed}", suite): (v, v - 0.05, v + 0.05)
+              for seed in (0, 1) for f, suite, v in (("1", "gsm8k", 0.7), ("1/8", "gsm8k", 0.1),
+                                                      ("1", "ifeval", 0.2), ("1/8", "ifeval", 0.3))}
+    res = load_results(make_study(tmp_path, config, values=values).dir)
+    (maths,) = [c for c in scaling_findings(res) if c.subject.startswith("maths")]
+    assert maths.differences == pytest.approx({0: 0.6, 1: 0.6})  # gsm8k's, not mixed with ifeval's

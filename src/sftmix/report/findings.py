@@ -63,10 +63,12 @@ class Comparison:
                  if k]
         return ", ".join(words)
 
+    def _mean(self, values: dict[int, float]) -> float:
+        return sum(values[s] for s in self.seeds) / len(self.seeds)
+
     def text(self) -> str:
-        mean = lambda v: sum(v[s] for s in self.seeds) / len(self.seeds)  # noqa: E731
         per_seed = ", ".join(f"s{s} {self.a[s]:.2f} vs {self.b[s]:.2f}" for s in self.seeds)
-        return (f"{self.subject}: {mean(self.a):.3f} against {mean(self.b):.3f}, "
+        return (f"{self.subject}: {self._mean(self.a):.3f} against {self._mean(self.b):.3f}, "
                 f"{self.difference:+.3f}; {self.agreement()} ({per_seed}).")
 
 
@@ -81,8 +83,11 @@ def _per_seed(rows: pd.DataFrame) -> dict[int, float]:
 def _headline(res: StudyResults) -> pd.DataFrame:
     """Per-seed rows of every ability's headline metric (its first suite's primary metric)."""
     rows = res.rows.loc[res.rows["primary"].astype(bool)]
-    keep = pd.Series(False, index=rows.index)
+    first: dict[str, tuple[str, str]] = {}
     for ability, suite, metric in res.measures():
+        first.setdefault(ability, (suite, metric))  # one value per seed: an ability's first suite
+    keep = pd.Series(False, index=rows.index)
+    for ability, (suite, metric) in first.items():
         keep |= (rows["ability"] == ability) & (rows["suite"] == suite) & (rows["metric"] == metric)
     return rows[keep]
 
