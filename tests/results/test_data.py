@@ -68,3 +68,19 @@ def test_pooled_intervals_stay_in_the_metrics_range(tmp_path: Path, shared_data:
     assert 0.0 < p.loc["gsm8k", "ci_high"] <= 1.0 and 2.0 < p.loc["mtbench", "ci_high"] <= 10.0
     assert metric_range("mtbench", "score") == (1.0, 10.0)
     assert metric_range("gsm8k", "exact_match_flexible") == (0.0, 1.0)
+
+
+def test_a_study_still_running_loads(tmp_path: Path, shared_data: Path) -> None:
+    # A stage not yet trained has no info in the store (NULL): pandas 3 reads such a column as
+    # strings with NaN for the missing ones, which must read as "no info", not as JSON.
+    import sqlite3
+
+    study = make_study(tmp_path, study_dict(shared_data, {"mixed": {"fractions": [1, 1 / 2]}}))
+    with sqlite3.connect(study.dir / "results.sqlite") as conn:
+        (key,) = conn.execute("SELECT key FROM stages LIMIT 1").fetchone()
+        conn.execute("UPDATE stages SET info = ? WHERE key != ?", ('{"steps": 10}', key))
+        conn.execute("UPDATE stages SET status = 'pending', info = NULL WHERE key = ?", (key,))
+    res = load_results(study.dir)
+    info = dict(zip(res.stages["key"], res.stages["info"], strict=True))
+    assert info.pop(key) == {}
+    assert info and all(v == {"steps": 10} for v in info.values())  # the trained stages keep theirs

@@ -108,7 +108,8 @@ class StudyResults:
 def _stages(conn: sqlite3.Connection) -> pd.DataFrame:
     rows = conn.execute("SELECT key, parent, model, label, status, info FROM stages").fetchall()
     frame = pd.DataFrame(rows, columns=["key", "parent", "model", "label", "status", "info"])
-    frame["info"] = [json.loads(x) if x else {} for x in frame["info"]]
+    # A stage still pending has no info (None, or NaN in pandas 3's string column).
+    frame["info"] = [json.loads(x) if isinstance(x, str) and x else {} for x in frame["info"]]
     return frame
 
 
