@@ -94,3 +94,24 @@ def test_runs_that_all_score_the_same_still_fit() -> None:
     model = fit_model(obs, list(SIZES), replicates=3)
     pred = model.predict([o.features for o in obs])
     assert all(np.allclose(pred[a], 0.0, atol=1e-3) for a in SIZES)
+
+
+def test_one_runs_interval_widens_as_the_runs_that_pin_the_law_grow_few() -> None:
+    # The same law per ability, fitted to 3 runs (which it passes through: no degree of freedom is
+    # left to measure a run's scatter) and to 40: the 3-run fit's error for one run has the prior's
+    # single degree of freedom -- a Cauchy tail -- and a far wider interval than the 40-run fit's,
+    # whose error is near normal. Neither is below the runs' own evaluation error.
+    grid = _grid()[:64]
+    widths = {}
+    for n in (3, 40):
+        seen = [grid[i] for i in np.linspace(0, 63, n).astype(int)]
+        model = fit_model(observe(seen, 0.03, seed=5), list(SIZES), replicates=20, allow_gp=False)
+        law = model.models["maths"]
+        assert law.noise >= 0.03 - 1e-9
+        assert law.noise_dof == pytest.approx(1.0 + max(n - law.law.dof, 0.0))  # type: ignore[union-attr]
+        assert (law.noise_dof < 2.0) if n == 3 else (law.noise_dof > 20)
+        # One run's error alone about an expected score of 0.5, 4,000 draws of it.
+        runs = model.predictive({"maths": np.full((4000, 1), 0.5)}, seed=1)["maths"]
+        lo, hi = np.percentile(runs, [2.5, 97.5])
+        widths[n] = hi - lo
+    assert widths[3] > 3 * widths[40], widths

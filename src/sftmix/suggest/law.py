@@ -126,8 +126,13 @@ def _bounds(y: np.ndarray, x: np.ndarray, n_tau: int) -> tuple[np.ndarray, np.nd
     return lower, upper
 
 
-def fit_law(inp: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarray | None = None) -> LawFit:
-    """Weighted least squares with weak priors; several starts unless one is given."""
+def fit_law(inp: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarray | None = None,
+            prior_shift: np.ndarray | None = None) -> LawFit:
+    """Weighted least squares with weak priors; several starts unless one is given.
+
+    ``prior_shift`` moves each prior's mean by that many of its standard deviations (in the
+    order beta, delta, gamma, then every tau): a draw of the priors, for a replicate whose
+    parameters the runs leave free to vary as the priors say (:func:`prior_count`)."""
     y = np.asarray(y, float)
     sigma = np.sqrt(np.asarray(se, float) ** 2 + NOISE_FLOOR**2)
     n_tau = len(inp.sources)
@@ -135,6 +140,8 @@ def fit_law(inp: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarray | N
     prior_idx = [PARAMS.index(p) for p in PRIORS] + list(range(len(PARAMS), len(PARAMS) + n_tau))
     prior_mean = np.array([PRIORS[p][0] for p in PRIORS] + [0.0] * n_tau)
     prior_sd = np.array([PRIORS[p][1] for p in PRIORS] + [TAU_PRIOR_SD] * n_tau)
+    if prior_shift is not None:
+        prior_mean = prior_mean + prior_sd * np.asarray(prior_shift, float)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         data = (law(theta, inp) - y) / sigma
@@ -150,11 +157,19 @@ def fit_law(inp: LawInputs, y: np.ndarray, se: np.ndarray, start: np.ndarray | N
                   for q in qs for b in (1.0, 3.0) for t in taus]
     best: LawFit | None = None
     for s0 in starts:
-        res = least_squares(residuals, s0, bounds=(lower, upper), method="trf", max_nfev=400)
+        try:
+            res = least_squares(residuals, s0, bounds=(lower, upper), method="trf", max_nfev=400)
+        except ValueError:  # trf's trust region can fail between bounds that nearly meet
+            res = least_squares(residuals, s0, bounds=(lower, upper), method="dogbox", max_nfev=400)
         if best is None or res.cost < best.cost:
             best = LawFit(res.x, float(res.cost), inp.names(), _dof(np.asarray(res.jac), len(y)))
     assert best is not None
     return best
+
+
+def prior_count(n_sources: int) -> int:
+    """How many priors a law with ``n_sources`` other abilities has (the length of a prior shift)."""
+    return len(PRIORS) + n_sources
 
 
 def _dof(jac: np.ndarray, n: int) -> float:

@@ -8,19 +8,28 @@ than the law has parameters plus two, the comparison says nothing and the law
 (with its priors) is used.
 
 Uncertainty comes from a bootstrap over runs and evaluation items: each replicate
-resamples the runs with replacement and perturbs every score by its own
-evaluation error (the half-width of its 95% item-bootstrap interval / 1.96),
+resamples the runs with replacement, perturbs every score by its own
+evaluation error (the half-width of its 95% item-bootstrap interval / 1.96)
+and draws the priors' centres from the priors (a randomised prior: a parameter
+the runs leave free spreads as the prior says, one they pin down does not),
 then refits. A Gaussian-process ability draws from its posterior instead.
 
 Those draws are of a composition's *expected* score. A run that is trained and
 evaluated scores that plus its own noise: the evaluation's sampling error and
 whatever moves a single run (the seed) beyond it, which one seed per run cannot
-separate from a misfit of the law. :meth:`ResponseModel.predictive` adds a
-normal error per ability whose size is the scatter of the runs about the law
-(the residuals' sum of squares over the runs less the parameters they fix, the
-trace of the fit's hat matrix), never less than the runs' own evaluation error.
-Those are the intervals ``suggest`` prints and the suggest bench checks for
-coverage on runs the fit never saw.
+separate from a misfit of the law. :meth:`ResponseModel.predictive` adds an
+error per ability whose scale is learnt from the runs' scatter about the law,
+and whose tails say how little that scatter may yet be known: a Student t on
+the degrees of freedom the fit leaves (the runs less the parameters they fix,
+the trace of the fit's hat matrix) plus one, for a prior guess that a run lies
+about its evaluation error from the law (the conjugate scaled-inverse-chi-squared
+prior on the variance, one degree of freedom). A fit that every run pins down
+exactly -- one run, or as many runs as the law has free parameters -- has that
+one prior degree of freedom only: a Cauchy tail, an interval that says the
+runs cannot tell. With many runs more than parameters it is the normal error
+of the runs' scatter. The scale is never less than the runs' own evaluation
+error. Those are the intervals ``suggest`` prints and the suggest bench checks
+for coverage on runs the fit never saw.
 
 :func:`degenerate` says when a fit cannot be trusted at all: an ability that
 scored the same in every run (or differs by less than its evaluation error),
@@ -38,7 +47,7 @@ import numpy as np
 
 from sftmix.results.pool import Z95
 from sftmix.suggest.composition import Features
-from sftmix.suggest.law import NOISE_FLOOR, LawFit, LawInputs, fit_law
+from sftmix.suggest.law import NOISE_FLOOR, LawFit, LawInputs, fit_law, prior_count
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +108,8 @@ class AbilityModel:
     loo_law: float | None = None  # leave-one-out RMSE
     loo_gp: float | None = None
     replicates: list[np.ndarray] = field(default_factory=list)  # bootstrap law parameters
-    noise: float = 0.0  # sd of one run's measured score around its expected score
+    noise: float = 0.0  # scale of one run's measured score around its expected score
+    noise_dof: float = math.inf  # the degrees of freedom of its Student t (inf: normal)
 
 
 @dataclass
@@ -148,7 +158,11 @@ class ResponseModel:
         out = {}
         for a, d in draws.items():
             m = self.models[a]
-            out[a] = self._bound(a, d + rng.normal(0.0, m.noise, d.shape)) if m.kind == "law" else d
+            if m.kind != "law":
+                out[a] = d
+                continue
+            err = rng.standard_normal(d.shape) if math.isinf(m.noise_dof) else rng.standard_t(m.noise_dof, d.shape)
+            out[a] = self._bound(a, d + m.noise * err)
         return out
 
 
@@ -197,19 +211,27 @@ def fit_model(observations: list[Observation], abilities: list[str], replicates:
         for _ in range(replicates if m.kind == "law" else 0):
             idx = rng.integers(0, n, n)
             y_b = y[idx] + rng.normal(0.0, 1.0, n) * se[idx]
-            m.replicates.append(fit_law(inp.take(idx), y_b, se[idx], law.theta).theta)
-        m.noise = run_noise(law, inp, y, se)
+            shift = rng.standard_normal(prior_count(len(inp.sources)))
+            m.replicates.append(fit_law(inp.take(idx), y_b, se[idx], law.theta, shift).theta)
+        m.noise, m.noise_dof = run_noise(law, inp, y, se)
         models[a] = m
     return ResponseModel(abilities, models, observations, replicates, seed, degenerate(observations, abilities))
 
 
-def run_noise(law: LawFit, inp: LawInputs, y: np.ndarray, se: np.ndarray) -> float:
-    """The sd of a new run's measured score around the law: the runs' scatter about it, on the
-    degrees of freedom the fit leaves (at least one), and at least their own evaluation error."""
-    evaluation = float(np.sqrt(np.mean(np.square(se)))) if len(se) else 0.0
+# The prior on a run's scatter about the law: worth this many runs, at the runs' evaluation error.
+PRIOR_NOISE_DOF = 1.0
+
+
+def run_noise(law: LawFit, inp: LawInputs, y: np.ndarray, se: np.ndarray) -> tuple[float, float]:
+    """The scale and the degrees of freedom of a new run's measured score around the law (a Student
+    t): the posterior of the runs' scatter about it, on the degrees of freedom the fit leaves,
+    from a prior of :data:`PRIOR_NOISE_DOF` at their evaluation error; never below that error."""
+    evaluation = max(float(np.sqrt(np.mean(np.square(se)))) if len(se) else 0.0, NOISE_FLOOR)
     rss = float(np.sum(np.square(law.predict(inp) - y)))
-    scatter = math.sqrt(rss / max(len(y) - law.dof, 1.0))
-    return max(evaluation, scatter, NOISE_FLOOR)
+    left = max(len(y) - law.dof, 0.0)
+    dof = PRIOR_NOISE_DOF + left
+    scatter = math.sqrt((PRIOR_NOISE_DOF * evaluation**2 + rss) / dof)
+    return max(evaluation, scatter), dof
 
 
 def degenerate(observations: list[Observation], abilities: list[str]) -> list[str]:
