@@ -115,3 +115,14 @@ def test_one_runs_interval_widens_as_the_runs_that_pin_the_law_grow_few() -> Non
         lo, hi = np.percentile(runs, [2.5, 97.5])
         widths[n] = hi - lo
     assert widths[3] > 3 * widths[40], widths
+
+
+def test_replicates_spread_where_the_runs_leave_a_parameter_to_its_prior() -> None:
+    # Multi-task runs only: nothing measures DMT's head start (delta), so the replicates, which draw
+    # the priors' centres, spread it about as its prior does (sd 3, within its bounds [0, 12]),
+    # while the ceiling the runs do measure (lo + span) stays put.
+    seen = _grid()[:64:4]
+    model = fit_model(observe(seen, 0.02, seed=9), list(SIZES), replicates=40, allow_gp=False)
+    reps = np.array(model.models["maths"].replicates)
+    assert np.std(reps[:, 4]) > 1.0, np.std(reps[:, 4])  # delta
+    assert np.std(reps[:, 0] + reps[:, 1]) < 0.1
